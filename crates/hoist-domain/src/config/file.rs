@@ -1,0 +1,169 @@
+//! The TOML file exactly as written. Every section has `deny_unknown_fields`, so a typo is
+//! an error rather than a silently ignored key, and every default is written beside its field.
+
+use serde::Deserialize;
+
+/// The whole file. Every section may be left out; an empty file is a valid config that
+/// listens on 127.0.0.1:8080 and keeps its database in `data/hoist.db`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub github: GithubSection,
+    pub ci_token: Vec<CiTokenEntry>,
+    pub api_token: Vec<ApiTokenEntry>,
+    pub publish: PublishSection,
+    pub registry: Vec<RegistryEntry>,
+    pub repository: Vec<RepositoryEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address the HTTP server binds. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Longest time one request may take before it is answered 408. Default `30s`.
+    pub request_timeout: String,
+    /// How long SIGTERM waits for in-flight work before the process exits anyway. Default `10s`.
+    pub shutdown_timeout: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".to_owned(),
+            request_timeout: "30s".to_owned(),
+            shutdown_timeout: "10s".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// SQLite URL; a relative path is relative to the working directory and its folder is
+    /// created. Default `sqlite://data/hoist.db`.
+    pub url: String,
+    /// Connections in the read-only pool. Default `4`.
+    pub read_connections: u32,
+    /// How long a connection waits on a lock before failing. Default `5s`.
+    pub busy_timeout: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: "sqlite://data/hoist.db".to_owned(),
+            read_connections: 4,
+            busy_timeout: "5s".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubSection {
+    /// Environment variable holding the webhook secret; a comma-separated list accepts
+    /// several at once while rotating. Default: none (webhooks are refused).
+    pub webhook_secret_env: Option<String>,
+    /// File holding the webhook secret(s), as for `webhook_secret_env`. Default: none.
+    pub webhook_secret_file: Option<String>,
+}
+
+/// A bearer token CI uses on `POST /v1/builds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiTokenEntry {
+    /// Name shown in logs and audit rows. Required.
+    pub name: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    /// GitHub repositories (globs such as `octo-org/*`) this token may report builds for.
+    pub repositories: Vec<String>,
+}
+
+/// A bearer token operators use on the REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenEntry {
+    pub name: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    /// `"read"` or `"admin"`. Default `"read"`.
+    #[serde(default = "default_role")]
+    pub role: String,
+}
+
+fn default_role() -> String {
+    "read".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishSection {
+    /// Publications run at once. Default `2`.
+    pub workers: u32,
+    /// How long a publication waits for missing platforms before it is `stalled`. Default `6h`.
+    pub wait_timeout: String,
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        PublishSection {
+            workers: 2,
+            wait_timeout: "6h".to_owned(),
+        }
+    }
+}
+
+/// How hoist authenticates to one registry host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// `host[:port]` as it appears in image references. Required.
+    pub host: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    /// Talk to this registry without credentials. Default `false`.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Plain http instead of https (local registries only). Default `false`.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// One GitHub repository and the image hoist publishes for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryEntry {
+    /// GitHub `owner/name` as webhooks and CI events name it. Required.
+    pub github: String,
+    /// Target image without tag, e.g. `ghcr.io/octo-org/app`. Required.
+    pub image: String,
+    /// Platforms every publication must contain. Required, at least one.
+    pub platforms: Vec<String>,
+    /// docker/metadata-action `tags` lines. Default: `{{version}}`, `{{major}}.{{minor}}`,
+    /// `{{major}}` semver tags and a `sha` tag.
+    #[serde(default = "default_tags")]
+    pub tags: Vec<String>,
+    /// docker/metadata-action `flavor` lines. Default `["latest=auto"]`.
+    #[serde(default = "default_flavor")]
+    pub flavor: Vec<String>,
+}
+
+fn default_tags() -> Vec<String> {
+    [
+        "type=semver,pattern={{version}}",
+        "type=semver,pattern={{major}}.{{minor}}",
+        "type=semver,pattern={{major}}",
+        "type=sha",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn default_flavor() -> Vec<String> {
+    vec!["latest=auto".to_owned()]
+}

@@ -1,0 +1,112 @@
+//! The validated configuration the daemon runs on: parsed addresses, durations, references
+//! and platforms, and secrets already read into `SecretString`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::{ImageRef, Platform, RepoName, RepoPattern};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub github: GitHub,
+    pub ci_tokens: Vec<CiToken>,
+    pub api_tokens: Vec<ApiToken>,
+    pub publish: Publish,
+    pub registries: Vec<Registry>,
+    pub repositories: Vec<Repository>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub url: String,
+    pub read_connections: u32,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GitHub {
+    /// Every secret currently accepted on webhook signatures (more than one while rotating).
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CiToken {
+    pub name: String,
+    pub token: SecretString,
+    pub repositories: Vec<RepoPattern>,
+}
+
+impl CiToken {
+    pub fn allows(&self, repo: &RepoName) -> bool {
+        self.repositories.iter().any(|pattern| pattern.matches(repo))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Read,
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub token: SecretString,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub workers: u32,
+    pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Anonymous,
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub host: String,
+    pub credentials: Credentials,
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub github: RepoName,
+    pub image: ImageRef,
+    pub platforms: Vec<Platform>,
+    pub tags: Vec<String>,
+    pub flavor: Vec<String>,
+}
+
+impl Config {
+    /// The registry entry for an image's host, if there is one.
+    pub fn registry_for(&self, image: &ImageRef) -> Option<&Registry> {
+        self.registries
+            .iter()
+            .find(|r| r.host.eq_ignore_ascii_case(image.registry()))
+    }
+
+    /// The configured repository for a GitHub `owner/name`, if there is one.
+    pub fn repository(&self, github: &RepoName) -> Option<&Repository> {
+        self.repositories.iter().find(|r| &r.github == github)
+    }
+}

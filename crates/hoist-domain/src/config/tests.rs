@@ -1,0 +1,281 @@
+use std::collections::HashMap;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const TOKEN: &str = "ci-token-0123456789abcdef";
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn full_env() -> HashMap<String, String> {
+    env(&[
+        ("HOIST_WEBHOOK_SECRET", "new-secret, old-secret"),
+        ("HOIST_CI_TOKEN", TOKEN),
+        ("HOIST_API_TOKEN", "api-token-0123456789abcdef"),
+        ("GHCR_TOKEN", "ghp_registrysecretvalue"),
+    ])
+}
+
+const FULL: &str = r#"
+[server]
+listen = "0.0.0.0:9000"
+
+[database]
+url = "sqlite://var/hoist.db"
+
+[github]
+webhook_secret_env = "HOIST_WEBHOOK_SECRET"
+
+[[ci_token]]
+name = "ci"
+token_env = "HOIST_CI_TOKEN"
+repositories = ["octo-org/*"]
+
+[[api_token]]
+name = "ops"
+token_env = "HOIST_API_TOKEN"
+role = "admin"
+
+[publish]
+workers = 3
+wait_timeout = "2h"
+
+[[registry]]
+host = "ghcr.io"
+username = "octo-bot"
+password_env = "GHCR_TOKEN"
+
+[[registry]]
+host = "localhost:5000"
+anonymous = true
+insecure = true
+
+[[repository]]
+github = "octo-org/app"
+image = "ghcr.io/octo-org/app"
+platforms = ["linux/amd64", "linux/arm64"]
+
+[[repository]]
+github = "octo-org/tool"
+image = "localhost:5000/octo-org/tool"
+platforms = ["linux/arm/v7"]
+tags = ["type=raw,value=edge"]
+flavor = ["latest=false"]
+"#;
+
+fn problems(toml: &str, vars: &HashMap<String, String>) -> Vec<String> {
+    let file = ConfigFile::parse(toml, "test.toml").expect("parses");
+    match file.validate(vars) {
+        Ok(_) => Vec::new(),
+        Err(Problems(list)) => list.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_problem(toml: &str, vars: &HashMap<String, String>, expected: &str) {
+    let found = problems(toml, vars);
+    assert!(
+        found.iter().any(|p| p == expected),
+        "expected problem {expected:?}, found {found:#?}"
+    );
+}
+
+#[test]
+fn empty_file_gives_the_documented_defaults() {
+    let config = ConfigFile::parse("", "empty").unwrap().validate(&env(&[])).unwrap();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.request_timeout.as_secs(), 30);
+    assert_eq!(config.server.shutdown_timeout.as_secs(), 10);
+    assert_eq!(config.database.url, "sqlite://data/hoist.db");
+    assert_eq!(config.database.read_connections, 4);
+    assert_eq!(config.publish.workers, 2);
+    assert_eq!(config.publish.wait_timeout.as_secs(), 6 * 3600);
+    assert!(config.github.webhook_secrets.is_empty());
+    assert!(config.repositories.is_empty());
+}
+
+#[test]
+fn full_config_resolves_every_section() {
+    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&full_env()).unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(config.publish.workers, 3);
+    let secrets: Vec<&str> = config.github.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+    assert_eq!(secrets, ["new-secret", "old-secret"]);
+    assert_eq!(config.ci_tokens[0].token.expose_secret(), TOKEN);
+    assert!(config.ci_tokens[0].allows(&"Octo-Org/anything".parse().unwrap()));
+    assert!(!config.ci_tokens[0].allows(&"other/app".parse().unwrap()));
+    assert_eq!(config.api_tokens[0].role, Role::Admin);
+    let app = config.repository(&"octo-org/app".parse().unwrap()).unwrap();
+    assert_eq!(app.platforms.len(), 2);
+    assert_eq!(app.tags.len(), 4, "default tags apply");
+    assert_eq!(app.flavor, ["latest=auto"]);
+    let registry = config.registry_for(&app.image).unwrap();
+    assert!(matches!(&registry.credentials, Credentials::Basic { username, .. } if username == "octo-bot"));
+    let tool = config.repository(&"octo-org/tool".parse().unwrap()).unwrap();
+    let registry = config.registry_for(&tool.image).unwrap();
+    assert!(matches!(registry.credentials, Credentials::Anonymous));
+    assert!(registry.insecure);
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&full_env()).unwrap();
+    let debug = format!("{config:?} {config:#?}");
+    for secret in full_env().values().flat_map(|v| v.split(", ")) {
+        assert!(!debug.contains(secret), "{secret:?} leaked into Debug output");
+    }
+    assert!(debug.contains("REDACTED"));
+}
+
+#[test]
+fn unknown_keys_are_parse_errors_with_a_location() {
+    let err = ConfigFile::parse("[server]\nlisten = \"x\"\nlistne = \"y\"\n", "cfg.toml").unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("cfg.toml: "), "{text}");
+    assert!(text.contains("listne"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+    assert!(ConfigFile::parse("[[repo]]\n", "cfg.toml").is_err());
+}
+
+#[test]
+fn every_problem_is_listed_with_its_key_path() {
+    let toml = r#"
+[server]
+listen = "localhost"
+request_timeout = "soon"
+[database]
+url = "postgres://x"
+read_connections = 0
+[publish]
+workers = 0
+wait_timeout = "0s"
+[[repository]]
+github = "octo-org/app"
+image = "ghcr.io/octo-org/app"
+platforms = ["linux/amd65", "linux/arm64"]
+"#;
+    let found = problems(toml, &env(&[]));
+    let expected = [
+        "server.listen: \"localhost\" is not an address like 127.0.0.1:8080",
+        "server.request_timeout: \"soon\" is not a duration like \"30s\" or \"6h\": unknown time unit \"soon\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)",
+        "database.url: \"postgres://x\" is not a sqlite: URL",
+        "database.read_connections: must be between 1 and 64",
+        "publish.workers: must be between 1 and 64",
+        "publish.wait_timeout: \"0s\" must be longer than zero",
+        "repository[0].image: no [[registry]] entry for host \"ghcr.io\" (add one; anonymous = true for a registry without auth)",
+        "repository[0].platforms[0]: \"linux/amd65\" is not a known architecture (did you mean amd64?)",
+    ];
+    for e in expected {
+        assert!(found.iter().any(|p| p.starts_with(e.split(": unknown").next().unwrap())), "missing {e:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+}
+
+#[test]
+fn referenced_env_var_must_be_set_and_non_empty() {
+    let toml = "[github]\nwebhook_secret_env = \"HOIST_WEBHOOK_SECRET\"\n";
+    assert_problem(toml, &env(&[]), "github.webhook_secret_env: environment variable \"HOIST_WEBHOOK_SECRET\" is not set");
+    assert_problem(toml, &env(&[("HOIST_WEBHOOK_SECRET", "")]), "github.webhook_secret_env: the secret is empty");
+}
+
+#[test]
+fn referenced_file_must_exist_and_its_trailing_newline_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    let toml = format!(
+        "[[ci_token]]\nname = \"ci\"\ntoken_file = {:?}\nrepositories = [\"o/*\"]\n",
+        path.display().to_string()
+    );
+    let found = problems(&toml, &env(&[]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with(&format!("ci_token[0].token_file: cannot read {:?}", path.display().to_string())), "{found:?}");
+
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    let config = ConfigFile::parse(&toml, "t").unwrap().validate(&env(&[])).unwrap();
+    assert_eq!(config.ci_tokens[0].token.expose_secret(), TOKEN);
+}
+
+#[test]
+fn a_secret_needs_exactly_one_source() {
+    let both = "[[api_token]]\nname = \"ops\"\ntoken_env = \"A\"\ntoken_file = \"/x\"\n";
+    assert_problem(both, &env(&[]), "api_token[0].token_env: set either token_env or token_file, not both");
+    let neither = "[[api_token]]\nname = \"ops\"\n";
+    assert_problem(neither, &env(&[]), "api_token[0]: token_env or token_file is required");
+}
+
+#[test]
+fn tokens_must_be_long_unique_and_well_scoped() {
+    let short = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n";
+    assert_problem(short, &env(&[("T", "short")]), "ci_token[0].token_env: the token is shorter than 16 characters");
+
+    let scoped = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = []\n[[ci_token]]\nname = \"ci2\"\ntoken_env = \"T2\"\nrepositories = [\"no-slash\"]\n";
+    let vars = env(&[("T", TOKEN), ("T2", "another-token-0123456789")]);
+    assert_problem(scoped, &vars, "ci_token[0].repositories: must name at least one repository or glob (e.g. \"octo-org/*\")");
+    assert_problem(scoped, &vars, "ci_token[1].repositories[0]: \"no-slash\" is not a GitHub repository: expected owner/name");
+
+    let dup = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n[[api_token]]\nname = \"ops\"\ntoken_env = \"T\"\nrole = \"root\"\n";
+    let vars = env(&[("T", TOKEN)]);
+    assert_problem(dup, &vars, "ci_token[1].name: \"ci\" is already used by ci_token[0].name");
+    assert_problem(dup, &vars, "ci_token[1]: uses the same token as ci_token[0]");
+    assert_problem(dup, &vars, "api_token[0].role: \"root\" is not a role: \"read\" or \"admin\"");
+}
+
+#[test]
+fn registry_entries_need_usable_credentials() {
+    let cases = [
+        ("host = \"ghcr.io\"", "registry[0]: no credentials: set username and password_env or password_file, or anonymous = true"),
+        ("host = \"ghcr.io\"\nusername = \"u\"", "registry[0]: password_env or password_file is required with username"),
+        ("host = \"ghcr.io\"\npassword_env = \"P\"", "registry[0].username: is required with a password"),
+        ("host = \"ghcr.io\"\nanonymous = true\nusername = \"u\"", "registry[0].anonymous: anonymous = true cannot be combined with username or password"),
+        ("host = \"ghcr io\"\nanonymous = true", "registry[0].host: \"ghcr io\" is not a host[:port]"),
+        ("host = \"ghcr.io\"\nusername = \"u\"\npassword_env = \"MISSING\"", "registry[0].password_env: environment variable \"MISSING\" is not set"),
+    ];
+    for (entry, expected) in cases {
+        assert_problem(&format!("[[registry]]\n{entry}\n"), &env(&[("P", "x")]), expected);
+    }
+    let dup = "[[registry]]\nhost = \"ghcr.io\"\nanonymous = true\n[[registry]]\nhost = \"GHCR.io\"\nanonymous = true\n";
+    assert_problem(dup, &env(&[]), "registry[1].host: \"ghcr.io\" is already used by registry[0].host");
+}
+
+#[test]
+fn repositories_are_checked_one_by_one_and_against_each_other() {
+    let toml = r#"
+[[registry]]
+host = "ghcr.io"
+anonymous = true
+[[repository]]
+github = "octo-org/app"
+image = "ghcr.io/octo-org/app:latest"
+platforms = []
+[[repository]]
+github = "Octo-Org/App"
+image = "ghcr.io/Octo-Org/app"
+platforms = ["linux/amd64", "linux/amd64"]
+tags = [" "]
+[[repository]]
+github = "not a repo"
+image = "octo-org/app"
+platforms = ["linux"]
+"#;
+    let found = problems(toml, &env(&[]));
+    let expected = [
+        "repository[0].image: \"ghcr.io/octo-org/app:latest\" must name a repository without tag or digest",
+        "repository[0].platforms: must list at least one platform, e.g. \"linux/amd64\"",
+        "repository[1].image: \"ghcr.io/Octo-Org/app\" has an invalid repository path \"Octo-Org/app\": lowercase letters, digits and . _ - separators between components",
+        "repository[1].platforms[1]: \"linux/amd64\" is already used by repository[1].platforms[0]",
+        "repository[1].tags[0]: must not be empty",
+        "repository[2].github: \"not a repo\" is not a GitHub repository: expected owner/name",
+        "repository[2].image: \"octo-org/app\" has no registry host: write it in full, e.g. ghcr.io/owner/name",
+        "repository[2].platforms[0]: \"linux\" is not a platform: expected os/arch or os/arch/variant",
+        "repository[1].github: \"octo-org/app\" is already used by repository[0].github",
+    ];
+    for e in expected {
+        assert!(found.iter().any(|p| p == e), "missing {e:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+}

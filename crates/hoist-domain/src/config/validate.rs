@@ -1,0 +1,475 @@
+//! From `ConfigFile` to `Config`: every rule, every problem reported with its key path.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::file::{ConfigFile, RegistryEntry, RepositoryEntry};
+use super::resolved::{
+    ApiToken, CiToken, Config, Credentials, Database, GitHub, Publish, Registry, Repository,
+    Role, Server,
+};
+use crate::image::is_valid_host;
+use crate::{ImageRef, Platform, RepoName, RepoPattern};
+
+/// Bearer tokens shorter than this are refused: they would be guessable.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Where `*_env` and `*_file` keys are looked up. The daemon uses [`ProcessEnv`]; tests pass
+/// their own variables without touching the process environment.
+pub trait SecretSource {
+    fn var(&self, name: &str) -> Option<String>;
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// The process environment and the file system, read once at start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl SecretSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl SecretSource for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// One thing wrong with a config, at a key path such as `repository[1].platforms[0]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one config, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Collector(Vec<Problem>);
+
+impl Collector {
+    fn push(&mut self, path: impl Into<String>, message: impl fmt::Display) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Parses with `parse`, recording the error at `path` on failure.
+    fn check<T, E: fmt::Display>(&mut self, path: &str, parsed: Result<T, E>) -> Option<T> {
+        parsed.map_err(|e| self.push(path, e)).ok()
+    }
+
+    fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
+        match humantime::parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.push(path, format!("{text:?} must be longer than zero"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.push(path, format!("{text:?} is not a duration like \"30s\" or \"6h\": {e}"));
+                None
+            }
+        }
+    }
+
+    /// Resolves an `<key>_env` / `<key>_file` pair to its secret value.
+    fn secret(
+        &mut self,
+        source: &dyn SecretSource,
+        base: &str,
+        key: &str,
+        env: Option<&str>,
+        file: Option<&str>,
+    ) -> Option<SecretString> {
+        let (text, at) = match (env, file) {
+            (Some(_), Some(_)) => {
+                self.push(
+                    format!("{base}.{key}_env"),
+                    format!("set either {key}_env or {key}_file, not both"),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.push(base, format!("{key}_env or {key}_file is required"));
+                return None;
+            }
+            (Some(var), None) => {
+                let at = format!("{base}.{key}_env");
+                match source.var(var) {
+                    Some(value) => (value, at),
+                    None => {
+                        self.push(at, format!("environment variable {var:?} is not set"));
+                        return None;
+                    }
+                }
+            }
+            (None, Some(path)) => {
+                let at = format!("{base}.{key}_file");
+                match source.read_file(Path::new(path)) {
+                    Ok(value) => (value, at),
+                    Err(e) => {
+                        self.push(at, format!("cannot read {path:?}: {e}"));
+                        return None;
+                    }
+                }
+            }
+        };
+        // Files written by editors and `echo` end in a newline that is not part of the secret.
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            self.push(at, "the secret is empty");
+            return None;
+        }
+        Some(SecretString::from(text.to_owned()))
+    }
+
+    fn token(
+        &mut self,
+        source: &dyn SecretSource,
+        base: &str,
+        env: Option<&str>,
+        file: Option<&str>,
+    ) -> Option<SecretString> {
+        let token = self.secret(source, base, "token", env, file)?;
+        if token.expose_secret().chars().count() < MIN_TOKEN_LEN {
+            let key = if env.is_some() { "token_env" } else { "token_file" };
+            self.push(
+                format!("{base}.{key}"),
+                format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
+            );
+            return None;
+        }
+        Some(token)
+    }
+}
+
+impl ConfigFile {
+    /// Checks every rule, reads every secret, and returns the config the daemon runs on, or
+    /// all the problems found.
+    pub fn validate(&self, source: &dyn SecretSource) -> Result<Config, Problems> {
+        let mut c = Collector::default();
+
+        let listen = c.check(
+            "server.listen",
+            self.server.listen.parse().map_err(|_| {
+                format!("{:?} is not an address like 127.0.0.1:8080", self.server.listen)
+            }),
+        );
+        let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
+        let shutdown_timeout = c.duration("server.shutdown_timeout", &self.server.shutdown_timeout);
+
+        let db = &self.database;
+        if !db.url.starts_with("sqlite:") {
+            c.push("database.url", format!("{:?} is not a sqlite: URL", db.url));
+        }
+        if !(1..=64).contains(&db.read_connections) {
+            c.push("database.read_connections", "must be between 1 and 64");
+        }
+        let busy_timeout = c.duration("database.busy_timeout", &db.busy_timeout);
+
+        let webhook_secrets = self.webhook_secrets(&mut c, source);
+        let ci_tokens = self.ci_tokens(&mut c, source);
+        let api_tokens = self.api_tokens(&mut c, source);
+        check_tokens_distinct(&mut c, &ci_tokens, &api_tokens);
+
+        if !(1..=64).contains(&self.publish.workers) {
+            c.push("publish.workers", "must be between 1 and 64");
+        }
+        let wait_timeout = c.duration("publish.wait_timeout", &self.publish.wait_timeout);
+
+        let registries: Vec<Option<Registry>> = self
+            .registry
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| registry(&mut c, source, i, entry))
+            .collect();
+        check_unique(&mut c, "registry", "host", self.registry.iter().map(|r| r.host.to_ascii_lowercase()));
+
+        let repositories: Vec<Option<Repository>> = self
+            .repository
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| repository(&mut c, i, entry, &self.registry))
+            .collect();
+        check_unique(&mut c, "repository", "github", self.repository.iter().map(|r| r.github.to_ascii_lowercase()));
+        check_unique(&mut c, "repository", "image", self.repository.iter().map(|r| r.image.clone()));
+
+        if !c.0.is_empty() {
+            return Err(Problems(c.0));
+        }
+        // Every `None` above recorded a problem, so past this point all are `Some`.
+        let complete = "validated config is complete";
+        Ok(Config {
+            server: Server {
+                listen: listen.expect(complete),
+                request_timeout: request_timeout.expect(complete),
+                shutdown_timeout: shutdown_timeout.expect(complete),
+            },
+            database: Database {
+                url: db.url.clone(),
+                read_connections: db.read_connections,
+                busy_timeout: busy_timeout.expect(complete),
+            },
+            github: GitHub { webhook_secrets },
+            ci_tokens: ci_tokens.into_iter().map(|t| t.expect(complete)).collect(),
+            api_tokens: api_tokens.into_iter().map(|t| t.expect(complete)).collect(),
+            publish: Publish {
+                workers: self.publish.workers,
+                wait_timeout: wait_timeout.expect(complete),
+            },
+            registries: registries.into_iter().map(|r| r.expect(complete)).collect(),
+            repositories: repositories.into_iter().map(|r| r.expect(complete)).collect(),
+        })
+    }
+
+    fn webhook_secrets(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<SecretString> {
+        let gh = &self.github;
+        if gh.webhook_secret_env.is_none() && gh.webhook_secret_file.is_none() {
+            return Vec::new();
+        }
+        let Some(joined) = c.secret(
+            source,
+            "github",
+            "webhook_secret",
+            gh.webhook_secret_env.as_deref(),
+            gh.webhook_secret_file.as_deref(),
+        ) else {
+            return Vec::new();
+        };
+        joined
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect()
+    }
+
+    fn ci_tokens(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<Option<CiToken>> {
+        check_unique(c, "ci_token", "name", self.ci_token.iter().map(|t| t.name.clone()));
+        self.ci_token
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let base = format!("ci_token[{i}]");
+                if entry.name.trim().is_empty() {
+                    c.push(format!("{base}.name"), "must not be empty");
+                }
+                let token = c.token(source, &base, entry.token_env.as_deref(), entry.token_file.as_deref());
+                if entry.repositories.is_empty() {
+                    c.push(format!("{base}.repositories"), "must name at least one repository or glob (e.g. \"octo-org/*\")");
+                }
+                let patterns: Vec<Option<RepoPattern>> = entry
+                    .repositories
+                    .iter()
+                    .enumerate()
+                    .map(|(j, p)| c.check(&format!("{base}.repositories[{j}]"), p.parse()))
+                    .collect();
+                let repositories = patterns.into_iter().collect::<Option<Vec<_>>>()?;
+                Some(CiToken {
+                    name: entry.name.clone(),
+                    token: token?,
+                    repositories,
+                })
+            })
+            .collect()
+    }
+
+    fn api_tokens(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<Option<ApiToken>> {
+        check_unique(c, "api_token", "name", self.api_token.iter().map(|t| t.name.clone()));
+        self.api_token
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let base = format!("api_token[{i}]");
+                if entry.name.trim().is_empty() {
+                    c.push(format!("{base}.name"), "must not be empty");
+                }
+                let token = c.token(source, &base, entry.token_env.as_deref(), entry.token_file.as_deref());
+                let role = match entry.role.as_str() {
+                    "read" => Some(Role::Read),
+                    "admin" => Some(Role::Admin),
+                    other => {
+                        c.push(format!("{base}.role"), format!("{other:?} is not a role: \"read\" or \"admin\""));
+                        None
+                    }
+                };
+                Some(ApiToken {
+                    name: entry.name.clone(),
+                    token: token?,
+                    role: role?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The same token under two names would make its role or repositories ambiguous.
+fn check_tokens_distinct(c: &mut Collector, ci: &[Option<CiToken>], api: &[Option<ApiToken>]) {
+    let all = ci
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.as_ref().map(|t| (format!("ci_token[{i}]"), &t.token)))
+        .chain(
+            api.iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.as_ref().map(|t| (format!("api_token[{i}]"), &t.token))),
+        );
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for (path, token) in all {
+        match seen.get(token.expose_secret()) {
+            Some(first) => c.push(path, format!("uses the same token as {first}")),
+            None => {
+                seen.insert(token.expose_secret(), path);
+            }
+        }
+    }
+}
+
+/// Records a problem on every entry whose `key` repeats an earlier entry's.
+fn check_unique(c: &mut Collector, table: &str, key: &str, values: impl Iterator<Item = String>) {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    for (i, value) in values.enumerate() {
+        match first.get(&value) {
+            Some(j) => {
+                let at = |n: usize| match key {
+                    "" => format!("{table}[{n}]"),
+                    key => format!("{table}[{n}].{key}"),
+                };
+                c.push(at(i), format!("{value:?} is already used by {}", at(*j)));
+            }
+            None => {
+                first.insert(value, i);
+            }
+        }
+    }
+}
+
+fn registry(c: &mut Collector, source: &dyn SecretSource, i: usize, entry: &RegistryEntry) -> Option<Registry> {
+    let base = format!("registry[{i}]");
+    let host_ok = is_valid_host(&entry.host);
+    if !host_ok {
+        c.push(format!("{base}.host"), format!("{:?} is not a host[:port]", entry.host));
+    }
+    let has_password = entry.password_env.is_some() || entry.password_file.is_some();
+    let credentials = match (entry.anonymous, &entry.username, has_password) {
+        (true, None, false) => Some(Credentials::Anonymous),
+        (true, _, _) => {
+            c.push(format!("{base}.anonymous"), "anonymous = true cannot be combined with username or password");
+            None
+        }
+        (false, Some(username), true) => {
+            let password = c.secret(source, &base, "password", entry.password_env.as_deref(), entry.password_file.as_deref());
+            password.map(|password| Credentials::Basic {
+                username: username.clone(),
+                password,
+            })
+        }
+        (false, Some(_), false) => {
+            c.push(&base, "password_env or password_file is required with username");
+            None
+        }
+        (false, None, true) => {
+            c.push(format!("{base}.username"), "is required with a password");
+            None
+        }
+        (false, None, false) => {
+            c.push(&base, "no credentials: set username and password_env or password_file, or anonymous = true");
+            None
+        }
+    };
+    host_ok.then_some(())?;
+    Some(Registry {
+        host: entry.host.clone(),
+        credentials: credentials?,
+        insecure: entry.insecure,
+    })
+}
+
+fn repository(c: &mut Collector, i: usize, entry: &RepositoryEntry, registries: &[RegistryEntry]) -> Option<Repository> {
+    let base = format!("repository[{i}]");
+    let github: Option<RepoName> = c.check(&format!("{base}.github"), entry.github.parse());
+    let image: Option<ImageRef> = c.check(&format!("{base}.image"), entry.image.parse());
+    let image = image.and_then(|image| {
+        if image.tag().is_some() || image.digest().is_some() {
+            c.push(
+                format!("{base}.image"),
+                format!("{:?} must name a repository without tag or digest", entry.image),
+            );
+            return None;
+        }
+        if !registries.iter().any(|r| r.host.eq_ignore_ascii_case(image.registry())) {
+            c.push(
+                format!("{base}.image"),
+                format!(
+                    "no [[registry]] entry for host {:?} (add one; anonymous = true for a registry without auth)",
+                    image.registry()
+                ),
+            );
+            return None;
+        }
+        Some(image)
+    });
+    if entry.platforms.is_empty() {
+        c.push(format!("{base}.platforms"), "must list at least one platform, e.g. \"linux/amd64\"");
+    }
+    let platforms: Vec<Option<Platform>> = entry
+        .platforms
+        .iter()
+        .enumerate()
+        .map(|(j, p)| c.check(&format!("{base}.platforms[{j}]"), p.parse()))
+        .collect();
+    let platforms = platforms.into_iter().collect::<Option<Vec<Platform>>>();
+    if let Some(platforms) = &platforms {
+        let names = platforms.iter().map(ToString::to_string);
+        check_unique(c, &format!("{base}.platforms"), "", names);
+    }
+    for (j, line) in entry.tags.iter().enumerate() {
+        if line.trim().is_empty() {
+            c.push(format!("{base}.tags[{j}]"), "must not be empty");
+        }
+    }
+    for (j, line) in entry.flavor.iter().enumerate() {
+        if line.trim().is_empty() {
+            c.push(format!("{base}.flavor[{j}]"), "must not be empty");
+        }
+    }
+    Some(Repository {
+        github: github?,
+        image: image?,
+        platforms: platforms?,
+        tags: entry.tags.clone(),
+        flavor: entry.flavor.clone(),
+    })
+}
