@@ -1,0 +1,172 @@
+//! hoist's SQLite store. All SQL lives in this crate.
+//!
+//! SQLite is set up here and nowhere else: WAL, `synchronous=NORMAL`, foreign keys, a busy
+//! timeout, one writer connection (SQLite allows one writer at a time; a pool of one makes
+//! callers queue in the process instead of on the file lock) and a read-only pool for
+//! queries. Migrations are embedded in the binary and applied when the store opens.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// The schema, shared by the daemon and by tests (`#[sqlx::test(migrator = "hoist_store::MIGRATOR")]`).
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0:?} is not a usable SQLite URL: {1}")]
+    Url(String, String),
+    #[error("cannot create the database folder {0}: {1}")]
+    CreateDir(PathBuf, #[source] std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Open(#[source] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a lock held too long, a pool exhausted).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Query(e) | StoreError::Open(e) => is_transient(e),
+            StoreError::Url(..) | StoreError::CreateDir(..) | StoreError::Migrate(_) => false,
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
+/// How to open the store; `hoist_domain::config::Database` maps onto it.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub read_connections: u32,
+    pub busy_timeout: Duration,
+}
+
+/// A migration as recorded in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub description: String,
+}
+
+/// The writer and the read pool over one database file.
+#[derive(Debug, Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating the file and its folder if needed) and migrates the database.
+    pub async fn open(options: &StoreOptions) -> Result<Self, StoreError> {
+        // sqlx would take any other string as a file name.
+        if !options.url.starts_with("sqlite:") {
+            let why = "expected sqlite://path/to/file.db".to_owned();
+            return Err(StoreError::Url(options.url.clone(), why));
+        }
+        let base = SqliteConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Url(options.url.clone(), e.to_string()))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let path = base.get_filename().to_path_buf();
+        create_parent(&path)?;
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(StoreError::Open)?;
+        MIGRATOR.run(&writer).await?;
+
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(StoreError::Open)?;
+        Ok(Store { writer, reader, path })
+    }
+
+    /// The single writer connection. Multi-statement writes open a transaction on it.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The read-only pool; a write through it fails.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Proves the database accepts writes right now (for `/readyz`).
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO heartbeat (id, beat_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at"
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The migrations recorded as applied, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        let applied = conn.list_applied_migrations().await?;
+        let mut out: Vec<AppliedMigration> = applied
+            .into_iter()
+            .map(|m| AppliedMigration {
+                version: m.version,
+                description: MIGRATOR
+                    .iter()
+                    .find(|known| known.version == m.version)
+                    .map(|known| known.description.to_string())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by_key(|m| m.version);
+        Ok(out)
+    }
+
+    /// Waits for in-flight queries and closes every connection.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    let memory = path.as_os_str().is_empty() || path.to_string_lossy().starts_with(":memory:");
+    match path.parent() {
+        Some(dir) if !memory && !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::CreateDir(dir.to_path_buf(), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+-- hoist's first schema. Forward-only: later changes are new files, never edits to this one.
+-- Timestamps are UTC RFC 3339 text with milliseconds, written by SQLite itself.
+
+-- Every webhook or CI request that passed verification, deduplicated on its delivery id.
+CREATE TABLE deliveries (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL CHECK (source IN ('github', 'ci')),
+    delivery_id TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    action      TEXT,
+    repository  TEXT,
+    -- 'accepted', or why nothing was done with it (e.g. 'ignored: repository not configured').
+    outcome     TEXT NOT NULL,
+    payload     TEXT,
+    received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (source, delivery_id)
+) STRICT;
+
+-- GitHub releases as last reported, and the commit each resolves to.
+CREATE TABLE releases (
+    id            INTEGER PRIMARY KEY,
+    repository    TEXT NOT NULL,
+    github_id     INTEGER NOT NULL,
+    tag_name      TEXT NOT NULL,
+    prerelease    INTEGER NOT NULL CHECK (prerelease IN (0, 1)),
+    state         TEXT NOT NULL CHECK (state IN ('draft', 'published', 'unpublished', 'deleted')),
+    last_action   TEXT NOT NULL,
+    commit_sha    TEXT CHECK (commit_sha IS NULL OR length(commit_sha) = 40),
+    -- Which fact resolved the commit: 'build', 'target_commitish', 'push', 'github_api'.
+    commit_source TEXT,
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (repository, github_id)
+) STRICT;
+
+-- Git tag -> commit, learned from push webhooks.
+CREATE TABLE git_tags (
+    repository TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    commit_sha TEXT NOT NULL CHECK (length(commit_sha) = 40),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (repository, tag)
+) STRICT;
+
+-- One image per (repository, commit, platform), as CI reported it, by digest.
+CREATE TABLE builds (
+    id          INTEGER PRIMARY KEY,
+    repository  TEXT NOT NULL,
+    commit_sha  TEXT NOT NULL CHECK (length(commit_sha) = 40),
+    git_ref     TEXT,
+    platform    TEXT NOT NULL,
+    image       TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    reported_by TEXT NOT NULL,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (repository, commit_sha, platform)
+) STRICT;
+
+-- One publication = (target image, commit, release or none).
+CREATE TABLE publications (
+    id           INTEGER PRIMARY KEY,
+    image        TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    commit_sha   TEXT NOT NULL CHECK (length(commit_sha) = 40),
+    release_id   INTEGER REFERENCES releases (id),
+    state        TEXT NOT NULL
+                 CHECK (state IN ('waiting', 'running', 'succeeded', 'failed', 'stalled')),
+    step         TEXT,
+    error        TEXT,
+    index_digest TEXT,
+    created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+
+CREATE UNIQUE INDEX publications_identity
+    ON publications (image, commit_sha, ifnull(release_id, 0));
+CREATE INDEX publications_by_state ON publications (state, image);
+
+CREATE TABLE publication_steps (
+    publication_id INTEGER NOT NULL REFERENCES publications (id),
+    step           TEXT NOT NULL,
+    started_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at    TEXT,
+    error          TEXT,
+    PRIMARY KEY (publication_id, step)
+) STRICT;
+
+-- The durable job queue: claimed by lease, so a crashed worker's job runs again.
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    payload     TEXT NOT NULL DEFAULT '{}',
+    state       TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    lease_until TEXT,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+
+CREATE INDEX jobs_ready ON jobs (state, run_after);
+
+-- The ledger: every tag move, append-only.
+CREATE TABLE tag_events (
+    id              INTEGER PRIMARY KEY,
+    image           TEXT NOT NULL,
+    tag             TEXT NOT NULL,
+    digest          TEXT NOT NULL,
+    previous_digest TEXT,
+    kind            TEXT NOT NULL CHECK (kind IN ('create', 'move', 'rollback', 'force')),
+    publication_id  INTEGER REFERENCES publications (id),
+    release_tag     TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+
+CREATE INDEX tag_events_by_tag ON tag_events (image, tag, id);
+
+CREATE TRIGGER tag_events_no_update BEFORE UPDATE ON tag_events
+BEGIN
+    SELECT RAISE(ABORT, 'tag_events is append-only');
+END;
+
+CREATE TRIGGER tag_events_no_delete BEFORE DELETE ON tag_events
+BEGIN
+    SELECT RAISE(ABORT, 'tag_events is append-only');
+END;
+
+-- Where each tag points now; written in the same transaction as its tag_events row.
+CREATE TABLE tags (
+    image          TEXT NOT NULL,
+    tag            TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    event_id       INTEGER NOT NULL REFERENCES tag_events (id),
+    publication_id INTEGER REFERENCES publications (id),
+    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (image, tag)
+) STRICT;
+
+-- Written by /readyz to prove the database accepts writes.
+CREATE TABLE heartbeat (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    beat_at TEXT NOT NULL
+) STRICT;
