@@ -121,15 +121,17 @@ impl Store {
         &self.path
     }
 
-    /// Proves the database accepts writes right now (for `/readyz`).
-    pub async fn check_writable(&self) -> Result<(), StoreError> {
-        sqlx::query!(
+    /// Proves the database accepts writes right now (for `/readyz`); returns the time
+    /// written.
+    pub async fn check_writable(&self) -> Result<String, StoreError> {
+        let beat = sqlx::query_scalar!(
             "INSERT INTO heartbeat (id, beat_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at"
+             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at
+             RETURNING beat_at"
         )
-        .execute(&self.writer)
+        .fetch_one(&self.writer)
         .await?;
-        Ok(())
+        Ok(beat)
     }
 
     /// The migrations recorded as applied, oldest first.

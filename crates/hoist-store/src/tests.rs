@@ -91,7 +91,8 @@ async fn tables_are_strict_and_the_ledger_is_append_only() {
 async fn the_read_pool_refuses_writes_and_the_writer_proves_writability() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&options(dir.path())).await.unwrap();
-    store.check_writable().await.unwrap();
+    let at = store.check_writable().await.unwrap();
+    assert!(at.ends_with('Z'), "{at}");
     let beat: i64 = sqlx::query_scalar("SELECT count(*) FROM heartbeat").fetch_one(store.reader()).await.unwrap();
     assert_eq!(beat, 1);
     let write = sqlx::query("DELETE FROM heartbeat").execute(store.reader()).await;

@@ -1,0 +1,89 @@
+//! hoist's HTTP surface.
+//!
+//! Depends on the domain and the store only: a request can verify, persist and enqueue, and
+//! nothing more. Handlers extract, call one store function, and map the result; every error
+//! leaves as the JSON envelope `{"error":{"code":"...","message":"..."}}`.
+
+mod error;
+mod health;
+mod layers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hoist_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+/// Largest request body accepted: GitHub's own cap on webhook payloads.
+pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
+
+/// What the running binary is, stamped at build time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildInfo {
+    pub version: String,
+    pub git_sha: String,
+    pub built_at: String,
+}
+
+/// Everything a handler may reach, built once in `main`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    build: BuildInfo,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// `shutdown` is cancelled when the process starts draining; `/readyz` then answers 503
+    /// so load balancers stop sending new work.
+    pub fn new(store: Store, build: BuildInfo, shutdown: CancellationToken) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                build,
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn build(&self) -> &BuildInfo {
+        &self.inner.build
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+/// Settings of the HTTP layer that come from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP application with its middleware.
+pub fn router(state: AppState, options: HttpOptions) -> Router {
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state);
+    layers::apply(routes, options)
+}
+
+#[cfg(test)]
+mod tests;
