@@ -21,7 +21,7 @@ pub use resolved::{
     ApiToken, CiToken, Config, Credentials, Database, GitHub, Publish, Registry, Repository,
     Role, Server,
 };
-pub use validate::{Problem, Problems, ProcessEnv, SecretSource};
+pub use validate::{Problem, Problems, ProcessEnv, SecretSource, UncheckedSecrets};
 
 use std::path::Path;
 

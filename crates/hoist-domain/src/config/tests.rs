@@ -279,3 +279,12 @@ platforms = ["linux"]
     }
     assert_eq!(found.len(), expected.len(), "{found:#?}");
 }
+
+#[test]
+fn unchecked_secrets_validate_everything_but_the_secrets() {
+    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&UncheckedSecrets).unwrap();
+    assert_eq!(config.ci_tokens.len(), 1);
+    let broken = FULL.replace("linux/arm64", "linux/arm65");
+    let err = ConfigFile::parse(&broken, "b").unwrap().validate(&UncheckedSecrets).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+}

@@ -473,3 +473,19 @@ fn repository(c: &mut Collector, i: usize, entry: &RepositoryEntry, registries: 
         flavor: entry.flavor.clone(),
     })
 }
+
+/// Stands in for every secret without reading it, so a config can be checked where its
+/// secrets are not available (`hoist config check --no-secrets`, e.g. in a pull request).
+/// Each stand-in is distinct per name, so two tokens naming the same variable still clash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UncheckedSecrets;
+
+impl SecretSource for UncheckedSecrets {
+    fn var(&self, name: &str) -> Option<String> {
+        Some(format!("unchecked secret from ${name}"))
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        Ok(format!("unchecked secret from {}", path.display()))
+    }
+}

@@ -1,0 +1,108 @@
+//! The `hoist` binary: command-line parsing, logging set-up, and the commands.
+
+mod config_load;
+mod healthcheck;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HOIST_GIT_SHA"),
+    ", built ",
+    env!("HOIST_BUILD_TIME"),
+    ")"
+);
+
+/// Publishes container images to OCI registries from GitHub releases and CI builds.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version = VERSION)]
+struct Cli {
+    /// Configuration file (TOML). Without one, built-in defaults apply: listen on
+    /// 127.0.0.1:8080, database sqlite://data/hoist.db.
+    #[arg(long, short = 'c', env = "HOIST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "HOIST_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: logging::Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: the HTTP API on `server.listen`, until SIGTERM or SIGINT.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the running daemon answers /readyz with 200 (for container HEALTHCHECKs).
+    Healthcheck {
+        /// Readiness URL; by default derived from the config's `server.listen`.
+        #[arg(long, env = "HOIST_HEALTHCHECK_URL")]
+        url: Option<String>,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and the secrets it names; list every problem.
+    Check {
+        /// File to check; defaults to --config / HOIST_CONFIG.
+        path: Option<PathBuf>,
+        /// Check everything but the secrets: do not read the environment variables and
+        /// files the config names (for checking a config where they are not available).
+        #[arg(long)]
+        no_secrets: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config(ConfigCommand::Check { path, no_secrets }) => {
+            config_load::check(path.as_deref().or(cli.config.as_deref()), no_secrets)
+        }
+        Command::Healthcheck { url, timeout } => {
+            healthcheck::run(cli.config.as_deref(), url.as_deref(), timeout)
+        }
+        Command::Serve => {
+            logging::init(cli.log_format);
+            run_async(serve::serve(cli.config))
+        }
+        Command::Migrate => {
+            logging::init(cli.log_format);
+            run_async(serve::migrate(cli.config))
+        }
+    }
+}
+
+fn run_async(task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hoist: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The one place a fatal error is logged, with its whole chain.
+            tracing::error!(error = format!("{e:#}"), "hoist stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

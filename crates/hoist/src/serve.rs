@@ -1,0 +1,214 @@
+//! `hoist serve` and `hoist migrate`.
+//!
+//! Long-running components run under one `JoinSet`. SIGTERM or SIGINT stops accepting,
+//! lets in-flight work finish within `server.shutdown_timeout`, and exits 0; a component
+//! that stops on its own is a failure and the process exits non-zero.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use hoist_api::{AppState, BuildInfo, HttpOptions};
+use hoist_domain::config::Config;
+use hoist_store::{Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_sha: env!("HOIST_GIT_SHA").to_owned(),
+        built_at: env!("HOIST_BUILD_TIME").to_owned(),
+    }
+}
+
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        url: config.database.url.clone(),
+        read_connections: config.database.read_connections,
+        busy_timeout: config.database.busy_timeout,
+    }
+}
+
+pub async fn migrate(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = crate::config_load::load(config_path.as_deref())?;
+    let store = Store::open(&store_options(&config)).await?;
+    let applied = store.applied_migrations().await?;
+    let latest = applied.last().map_or(0, |m| m.version);
+    tracing::info!(
+        database = %store.path().display(),
+        migrations = applied.len(),
+        version = latest,
+        "database schema is up to date"
+    );
+    store.close().await;
+    Ok(())
+}
+
+pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = crate::config_load::load(config_path.as_deref())?;
+    let build = build_info();
+    tracing::info!(version = %build.version, git_sha = %build.git_sha, "hoist starting");
+
+    let store = Store::open(&store_options(&config)).await?;
+    tracing::info!(database = %store.path().display(), "database open and migrated");
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(store.clone(), build, shutdown.clone());
+    let app = hoist_api::router(
+        state,
+        HttpOptions {
+            request_timeout: config.server.request_timeout,
+        },
+    );
+
+    let mut components = Components::new();
+    let stop = shutdown.clone();
+    components.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("HTTP server failed");
+        ("http server", served)
+    });
+
+    let outcome = supervise(components, &shutdown, shutdown_signal(), config.server.shutdown_timeout).await;
+    store.close().await;
+    if outcome.is_ok() {
+        tracing::info!("stopped");
+    }
+    outcome
+}
+
+/// The daemon's long-running parts; each returns its name with how it ended.
+type Components = JoinSet<(&'static str, anyhow::Result<()>)>;
+
+/// Runs until `signal` fires (then drains, `Ok`) or a component ends first (then `Err`).
+/// Either way `shutdown` is cancelled and the remaining components get `deadline` to finish
+/// before they are aborted.
+async fn supervise(
+    mut components: Components,
+    shutdown: &CancellationToken,
+    signal: impl Future<Output = anyhow::Result<&'static str>>,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let outcome = tokio::select! {
+        signal = signal => {
+            tracing::info!(signal = signal?, "shutting down: no new requests, draining in-flight work");
+            Ok(())
+        }
+        Some(joined) = components.join_next() => {
+            let (name, result) = joined.context("a component panicked")?;
+            Err(match result {
+                Ok(()) => anyhow!("{name} stopped unexpectedly"),
+                Err(e) => e.context(format!("{name} stopped")),
+            })
+        }
+    };
+    shutdown.cancel();
+
+    let drained = tokio::time::timeout(deadline, async {
+        while let Some(joined) = components.join_next().await {
+            match joined {
+                Ok((name, Err(e))) => {
+                    tracing::warn!(component = name, error = format!("{e:#}"), "failed while draining");
+                }
+                Ok((_, Ok(()))) => {}
+                Err(e) => tracing::warn!(error = %e, "a component panicked while draining"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(?deadline, "drain deadline passed; abandoning in-flight work");
+        components.shutdown().await;
+    }
+    outcome
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+
+    fn until_cancelled(token: &CancellationToken) -> impl Future<Output = (&'static str, anyhow::Result<()>)> + use<> {
+        let token = token.clone();
+        async move {
+            token.cancelled().await;
+            ("worker", Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signal_drains_every_component_and_succeeds() {
+        let shutdown = CancellationToken::new();
+        let mut components = Components::new();
+        components.spawn(until_cancelled(&shutdown));
+        components.spawn(until_cancelled(&shutdown));
+        let outcome = supervise(components, &shutdown, async { Ok("SIGTERM") }, Duration::from_secs(5)).await;
+        assert!(outcome.is_ok());
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_component_that_fails_stops_the_others_and_fails_the_process() {
+        let shutdown = CancellationToken::new();
+        let mut components = Components::new();
+        components.spawn(until_cancelled(&shutdown));
+        components.spawn(async { ("http server", Err(anyhow!("address in use"))) });
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(format!("{err:#}"), "http server stopped: address in use");
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_component_that_returns_early_is_a_failure_too() {
+        let shutdown = CancellationToken::new();
+        let mut components = Components::new();
+        components.spawn(async { ("worker", Ok(())) });
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err.to_string(), "worker stopped unexpectedly");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_component_fails_the_process() {
+        let shutdown = CancellationToken::new();
+        let mut components = Components::new();
+        components.spawn(async { panic!("boom") });
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err:#}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_component_that_ignores_shutdown_is_abandoned_at_the_deadline() {
+        let shutdown = CancellationToken::new();
+        let mut components = Components::new();
+        components.spawn(async {
+            pending::<()>().await;
+            ("stuck", Ok(()))
+        });
+        let started = tokio::time::Instant::now();
+        let outcome = supervise(components, &shutdown, async { Ok("SIGINT") }, Duration::from_secs(10)).await;
+        assert!(outcome.is_ok());
+        assert_eq!(started.elapsed().as_secs(), 10);
+    }
+}
