@@ -38,7 +38,10 @@ pub(crate) fn apply(routes: Router, options: HttpOptions) -> Router {
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, options.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(map_response(envelope_bare_errors))
         .layer(trace)
@@ -58,8 +61,12 @@ async fn envelope_bare_errors(response: Response<Body>) -> Response<Body> {
     }
     let (code, message) = match status {
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is larger than 25 MiB"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("body_too_large", "the request body is larger than 25 MiB")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type")
+        }
         StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("error", status.canonical_reason().unwrap_or("error")),
@@ -80,5 +87,9 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("non-string panic payload");
     tracing::error!(panic = detail, "handler panicked");
-    envelope(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    envelope(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
 }

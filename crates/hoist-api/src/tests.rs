@@ -32,8 +32,18 @@ async fn app() -> TestApp {
         built_at: "2026-01-01T00:00:00Z".into(),
     };
     let state = AppState::new(store.clone(), build, shutdown.clone());
-    let router = router(state, HttpOptions { request_timeout: Duration::from_secs(5) });
-    TestApp { router, shutdown, store, _dir: dir }
+    let router = router(
+        state,
+        HttpOptions {
+            request_timeout: Duration::from_secs(5),
+        },
+    );
+    TestApp {
+        router,
+        shutdown,
+        store,
+        _dir: dir,
+    }
 }
 
 async fn send(app: &TestApp, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -67,7 +77,10 @@ async fn readyz_writes_to_the_database_and_reports_draining() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["database"], "writable");
     let checked_at = body["checked_at"].as_str().unwrap();
-    assert!(checked_at.ends_with('Z') && checked_at.len() == 24, "{checked_at}");
+    assert!(
+        checked_at.ends_with('Z') && checked_at.len() == 24,
+        "{checked_at}"
+    );
 
     app.shutdown.cancel();
     let (status, _, body) = send(&app, get("/readyz")).await;
@@ -92,7 +105,11 @@ async fn unknown_paths_and_methods_get_the_error_envelope() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 
-    let (status, _, body) = send(&app, Request::delete("/healthz").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(
+        &app,
+        Request::delete("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
@@ -104,7 +121,10 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let generated = headers.get("x-request-id").unwrap().to_str().unwrap();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
 
-    let request = Request::get("/nope").header("x-request-id", "caller-42").body(Body::empty()).unwrap();
+    let request = Request::get("/nope")
+        .header("x-request-id", "caller-42")
+        .body(Body::empty())
+        .unwrap();
     let (_, headers, _) = send(&app, request).await;
     assert_eq!(headers.get("x-request-id").unwrap(), "caller-42");
 }

@@ -22,7 +22,9 @@ impl Digest {
     }
 
     pub fn algorithm(&self) -> &str {
-        self.0.split_once(':').map_or("", |(algorithm, _)| algorithm)
+        self.0
+            .split_once(':')
+            .map_or("", |(algorithm, _)| algorithm)
     }
 
     pub fn hex(&self) -> &str {
@@ -77,7 +79,9 @@ pub enum ImageRefError {
          . _ - separators between components"
     )]
     BadPath { input: String, path: String },
-    #[error("{input:?} has an invalid tag {tag:?}: up to 128 of [A-Za-z0-9_.-], not starting with . or -")]
+    #[error(
+        "{input:?} has an invalid tag {tag:?}: up to 128 of [A-Za-z0-9_.-], not starting with . or -"
+    )]
     BadTag { input: String, tag: String },
     #[error("{input:?} has an invalid digest: {source}")]
     BadDigest { input: String, source: DigestError },
@@ -114,13 +118,20 @@ pub fn is_valid_host(host: &str) -> bool {
         Some((name, port)) => (name, Some(port)),
         None => (host, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
+    });
     let labels_ok = !name.is_empty()
         && name.split('.').all(|label| {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     port_ok && labels_ok
 }
@@ -264,26 +275,54 @@ mod tests {
     #[test]
     fn refuses_references_without_a_host() {
         for bad in ["octo-org/app", "app", "app:1.0"] {
-            assert!(matches!(bad.parse::<ImageRef>(), Err(ImageRefError::NoRegistry(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<ImageRef>(), Err(ImageRefError::NoRegistry(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn refuses_malformed_parts() {
-        assert!(matches!("ghcr.io/Octo/App".parse::<ImageRef>(), Err(ImageRefError::BadPath { .. })));
-        assert!(matches!("ghcr.io/a//b".parse::<ImageRef>(), Err(ImageRefError::BadPath { .. })));
-        assert!(matches!("ghcr.io/a-/b".parse::<ImageRef>(), Err(ImageRefError::BadPath { .. })));
-        assert!(matches!("ghcr.io/a:-x".parse::<ImageRef>(), Err(ImageRefError::BadTag { .. })));
-        assert!(matches!("gh_cr.io/a".parse::<ImageRef>(), Err(ImageRefError::BadHost { .. })));
-        assert!(matches!("localhost:99999/a".parse::<ImageRef>(), Err(ImageRefError::BadHost { .. })));
-        assert!(matches!("ghcr.io/a@sha256:abc".parse::<ImageRef>(), Err(ImageRefError::BadDigest { .. })));
+        assert!(matches!(
+            "ghcr.io/Octo/App".parse::<ImageRef>(),
+            Err(ImageRefError::BadPath { .. })
+        ));
+        assert!(matches!(
+            "ghcr.io/a//b".parse::<ImageRef>(),
+            Err(ImageRefError::BadPath { .. })
+        ));
+        assert!(matches!(
+            "ghcr.io/a-/b".parse::<ImageRef>(),
+            Err(ImageRefError::BadPath { .. })
+        ));
+        assert!(matches!(
+            "ghcr.io/a:-x".parse::<ImageRef>(),
+            Err(ImageRefError::BadTag { .. })
+        ));
+        assert!(matches!(
+            "gh_cr.io/a".parse::<ImageRef>(),
+            Err(ImageRefError::BadHost { .. })
+        ));
+        assert!(matches!(
+            "localhost:99999/a".parse::<ImageRef>(),
+            Err(ImageRefError::BadHost { .. })
+        ));
+        assert!(matches!(
+            "ghcr.io/a@sha256:abc".parse::<ImageRef>(),
+            Err(ImageRefError::BadDigest { .. })
+        ));
         assert!("ghcr.io/a__b/c.d/e--f".parse::<ImageRef>().is_ok());
     }
 
     #[test]
     fn digests_need_a_known_algorithm_and_exact_length() {
         assert!(format!("sha256:{HEX}").parse::<Digest>().is_ok());
-        assert!(format!("sha256:{}", HEX.to_uppercase()).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", HEX.to_uppercase())
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!(format!("md5:{HEX}").parse::<Digest>().is_err());
         assert!("sha256:".parse::<Digest>().is_err());
     }

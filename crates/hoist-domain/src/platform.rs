@@ -8,8 +8,21 @@ use std::fmt;
 use std::str::FromStr;
 
 const KNOWN_OS: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux", "netbsd",
-    "openbsd", "plan9", "solaris", "wasip1", "windows",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
 ];
 
 const KNOWN_ARCH: &[&str] = &[
@@ -117,15 +130,22 @@ impl FromStr for Platform {
         }
         if let Some(variant) = variant {
             let expected = match arch {
-                "arm" => Some(("v5, v6, v7 or v8", matches!(variant, "v5" | "v6" | "v7" | "v8"))),
+                "arm" => Some((
+                    "v5, v6, v7 or v8",
+                    matches!(variant, "v5" | "v6" | "v7" | "v8"),
+                )),
                 "arm64" => Some(("v8, v8.N, v9 or v9.N", is_arm64_variant(variant))),
-                "amd64" => Some(("v1, v2, v3 or v4", matches!(variant, "v1" | "v2" | "v3" | "v4"))),
+                "amd64" => Some((
+                    "v1, v2, v3 or v4",
+                    matches!(variant, "v1" | "v2" | "v3" | "v4"),
+                )),
                 _ => None,
             };
             let valid_chars = variant
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.');
-            let (expected, ok) = expected.unwrap_or(("lowercase letters, digits and dots", valid_chars));
+            let (expected, ok) =
+                expected.unwrap_or(("lowercase letters, digits and dots", valid_chars));
             if !ok {
                 return Err(PlatformError::BadVariant {
                     input: input.to_owned(),
@@ -167,7 +187,10 @@ mod tests {
     #[test]
     fn parses_two_and_three_part_platforms() {
         let p: Platform = "linux/arm64".parse().unwrap();
-        assert_eq!((p.os(), p.architecture(), p.variant()), ("linux", "arm64", None));
+        assert_eq!(
+            (p.os(), p.architecture(), p.variant()),
+            ("linux", "arm64", None)
+        );
         let p: Platform = "linux/arm/v7".parse().unwrap();
         assert_eq!(p.variant(), Some("v7"));
         assert_eq!(p.to_string(), "linux/arm/v7");

@@ -18,7 +18,9 @@ fn valid_owner(owner: &str) -> bool {
     !owner.is_empty()
         && owner.len() <= 39
         && !owner.starts_with('-')
-        && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn valid_name(name: &str) -> bool {
@@ -140,7 +142,15 @@ mod tests {
     fn repo_names_follow_github_rules() {
         assert!("octo-org/app".parse::<RepoName>().is_ok());
         assert!("Octo/my.app_2".parse::<RepoName>().is_ok());
-        for bad in ["octo", "/app", "octo/", "-octo/app", "octo/a/b", "octo/a b", "octo/.."] {
+        for bad in [
+            "octo",
+            "/app",
+            "octo/",
+            "-octo/app",
+            "octo/a/b",
+            "octo/a b",
+            "octo/..",
+        ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad}");
         }
         assert_eq!(repo("Octo-Org/App"), repo("octo-org/app"));

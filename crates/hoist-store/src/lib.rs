@@ -10,7 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// The schema, shared by the daemon and by tests (`#[sqlx::test(migrator = "hoist_store::MIGRATOR")]`).
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -103,7 +105,11 @@ impl Store {
             .connect_with(base.read_only(true))
             .await
             .map_err(StoreError::Open)?;
-        Ok(Store { writer, reader, path })
+        Ok(Store {
+            writer,
+            reader,
+            path,
+        })
     }
 
     /// The single writer connection. Multi-statement writes open a transaction on it.

@@ -21,11 +21,20 @@ async fn opening_an_empty_database_creates_its_folder_and_applies_every_migratio
     assert_eq!(applied.iter().map(|m| m.version).collect::<Vec<_>>(), known);
     assert_eq!(applied[0].description, "initial");
 
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.reader()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(store.writer()).await.unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.writer())
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(store.writer()).await.unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.writer())
+        .await
+        .unwrap();
     assert_eq!(sync, 1, "synchronous=NORMAL");
     store.close().await;
 }
@@ -49,10 +58,19 @@ async fn reopening_a_database_that_holds_rows_keeps_them() {
     store.close().await;
 
     let store = Store::open(&options(dir.path())).await.unwrap();
-    let builds: i64 = sqlx::query_scalar("SELECT count(*) FROM builds").fetch_one(store.reader()).await.unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM tag_events").fetch_one(store.reader()).await.unwrap();
+    let builds: i64 = sqlx::query_scalar("SELECT count(*) FROM builds")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM tag_events")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
     assert_eq!((builds, events), (1, 1));
-    assert_eq!(store.applied_migrations().await.unwrap().len(), MIGRATOR.iter().count());
+    assert_eq!(
+        store.applied_migrations().await.unwrap().len(),
+        MIGRATOR.iter().count()
+    );
     store.close().await;
 }
 
@@ -72,14 +90,23 @@ async fn tables_are_strict_and_the_ledger_is_append_only() {
     let wrong_type = sqlx::query("INSERT INTO heartbeat (id, beat_at) VALUES ('one', 'x')")
         .execute(store.writer())
         .await;
-    assert!(wrong_type.is_err(), "STRICT refuses text in an INTEGER column");
+    assert!(
+        wrong_type.is_err(),
+        "STRICT refuses text in an INTEGER column"
+    );
 
-    sqlx::query("INSERT INTO tag_events (image, tag, digest, kind) VALUES ('i', 't', 'd', 'create')")
+    sqlx::query(
+        "INSERT INTO tag_events (image, tag, digest, kind) VALUES ('i', 't', 'd', 'create')",
+    )
+    .execute(store.writer())
+    .await
+    .unwrap();
+    let update = sqlx::query("UPDATE tag_events SET digest = 'other'")
         .execute(store.writer())
-        .await
-        .unwrap();
-    let update = sqlx::query("UPDATE tag_events SET digest = 'other'").execute(store.writer()).await;
-    let delete = sqlx::query("DELETE FROM tag_events").execute(store.writer()).await;
+        .await;
+    let delete = sqlx::query("DELETE FROM tag_events")
+        .execute(store.writer())
+        .await;
     for result in [update, delete] {
         let err = result.unwrap_err().to_string();
         assert!(err.contains("append-only"), "{err}");
@@ -93,9 +120,14 @@ async fn the_read_pool_refuses_writes_and_the_writer_proves_writability() {
     let store = Store::open(&options(dir.path())).await.unwrap();
     let at = store.check_writable().await.unwrap();
     assert!(at.ends_with('Z'), "{at}");
-    let beat: i64 = sqlx::query_scalar("SELECT count(*) FROM heartbeat").fetch_one(store.reader()).await.unwrap();
+    let beat: i64 = sqlx::query_scalar("SELECT count(*) FROM heartbeat")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
     assert_eq!(beat, 1);
-    let write = sqlx::query("DELETE FROM heartbeat").execute(store.reader()).await;
+    let write = sqlx::query("DELETE FROM heartbeat")
+        .execute(store.reader())
+        .await;
     assert!(write.unwrap_err().to_string().contains("readonly"));
     store.close().await;
 }

@@ -35,7 +35,11 @@ pub fn check(path: Option<&Path>, no_secrets: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let secrets: &dyn SecretSource = if no_secrets { &UncheckedSecrets } else { &ProcessEnv };
+    let secrets: &dyn SecretSource = if no_secrets {
+        &UncheckedSecrets
+    } else {
+        &ProcessEnv
+    };
     match file.validate(secrets) {
         Ok(config) => {
             #[expect(clippy::print_stdout, reason = "the command's output")]

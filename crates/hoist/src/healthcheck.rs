@@ -49,11 +49,16 @@ fn probe(config: Option<&Path>, url: Option<&str>, timeout: Duration) -> anyhow:
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: hoist-healthcheck\r\nConnection: close\r\n\r\n"
     )?;
     let mut head = [0u8; 64];
-    let n = stream.read(&mut head).with_context(|| format!("no answer from {url}"))?;
+    let n = stream
+        .read(&mut head)
+        .with_context(|| format!("no answer from {url}"))?;
     let status_line = String::from_utf8_lossy(&head[..n]);
     let status = status_line.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
-        bail!("{url} answered {:?}", status_line.lines().next().unwrap_or(""));
+        bail!(
+            "{url} answered {:?}",
+            status_line.lines().next().unwrap_or("")
+        );
     }
     Ok(())
 }

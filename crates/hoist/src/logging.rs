@@ -19,6 +19,10 @@ pub fn init(format: Format) {
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         Format::Text => builder.init(),
-        Format::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
     }
 }

@@ -79,7 +79,13 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         ("http server", served)
     });
 
-    let outcome = supervise(components, &shutdown, shutdown_signal(), config.server.shutdown_timeout).await;
+    let outcome = supervise(
+        components,
+        &shutdown,
+        shutdown_signal(),
+        config.server.shutdown_timeout,
+    )
+    .await;
     store.close().await;
     if outcome.is_ok() {
         tracing::info!("stopped");
@@ -118,7 +124,11 @@ async fn supervise(
         while let Some(joined) = components.join_next().await {
             match joined {
                 Ok((name, Err(e))) => {
-                    tracing::warn!(component = name, error = format!("{e:#}"), "failed while draining");
+                    tracing::warn!(
+                        component = name,
+                        error = format!("{e:#}"),
+                        "failed while draining"
+                    );
                 }
                 Ok((_, Ok(()))) => {}
                 Err(e) => tracing::warn!(error = %e, "a component panicked while draining"),
@@ -127,7 +137,10 @@ async fn supervise(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(?deadline, "drain deadline passed; abandoning in-flight work");
+        tracing::warn!(
+            ?deadline,
+            "drain deadline passed; abandoning in-flight work"
+        );
         components.shutdown().await;
     }
     outcome
@@ -150,7 +163,9 @@ mod tests {
 
     use super::*;
 
-    fn until_cancelled(token: &CancellationToken) -> impl Future<Output = (&'static str, anyhow::Result<()>)> + use<> {
+    fn until_cancelled(
+        token: &CancellationToken,
+    ) -> impl Future<Output = (&'static str, anyhow::Result<()>)> + use<> {
         let token = token.clone();
         async move {
             token.cancelled().await;
@@ -164,7 +179,13 @@ mod tests {
         let mut components = Components::new();
         components.spawn(until_cancelled(&shutdown));
         components.spawn(until_cancelled(&shutdown));
-        let outcome = supervise(components, &shutdown, async { Ok("SIGTERM") }, Duration::from_secs(5)).await;
+        let outcome = supervise(
+            components,
+            &shutdown,
+            async { Ok("SIGTERM") },
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(outcome.is_ok());
         assert!(shutdown.is_cancelled());
     }
@@ -175,7 +196,9 @@ mod tests {
         let mut components = Components::new();
         components.spawn(until_cancelled(&shutdown));
         components.spawn(async { ("http server", Err(anyhow!("address in use"))) });
-        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert_eq!(format!("{err:#}"), "http server stopped: address in use");
         assert!(shutdown.is_cancelled());
     }
@@ -185,7 +208,9 @@ mod tests {
         let shutdown = CancellationToken::new();
         let mut components = Components::new();
         components.spawn(async { ("worker", Ok(())) });
-        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "worker stopped unexpectedly");
     }
 
@@ -194,7 +219,9 @@ mod tests {
         let shutdown = CancellationToken::new();
         let mut components = Components::new();
         components.spawn(async { panic!("boom") });
-        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5)).await.unwrap_err();
+        let err = supervise(components, &shutdown, pending(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("panicked"), "{err:#}");
     }
 
@@ -207,7 +234,13 @@ mod tests {
             ("stuck", Ok(()))
         });
         let started = tokio::time::Instant::now();
-        let outcome = supervise(components, &shutdown, async { Ok("SIGINT") }, Duration::from_secs(10)).await;
+        let outcome = supervise(
+            components,
+            &shutdown,
+            async { Ok("SIGINT") },
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(outcome.is_ok());
         assert_eq!(started.elapsed().as_secs(), 10);
     }

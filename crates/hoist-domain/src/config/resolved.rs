@@ -49,7 +49,9 @@ pub struct CiToken {
 
 impl CiToken {
     pub fn allows(&self, repo: &RepoName) -> bool {
-        self.repositories.iter().any(|pattern| pattern.matches(repo))
+        self.repositories
+            .iter()
+            .any(|pattern| pattern.matches(repo))
     }
 }
 

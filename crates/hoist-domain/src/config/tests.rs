@@ -87,7 +87,10 @@ fn assert_problem(toml: &str, vars: &HashMap<String, String>, expected: &str) {
 
 #[test]
 fn empty_file_gives_the_documented_defaults() {
-    let config = ConfigFile::parse("", "empty").unwrap().validate(&env(&[])).unwrap();
+    let config = ConfigFile::parse("", "empty")
+        .unwrap()
+        .validate(&env(&[]))
+        .unwrap();
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.server.request_timeout.as_secs(), 30);
     assert_eq!(config.server.shutdown_timeout.as_secs(), 10);
@@ -101,10 +104,18 @@ fn empty_file_gives_the_documented_defaults() {
 
 #[test]
 fn full_config_resolves_every_section() {
-    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&full_env()).unwrap();
+    let config = ConfigFile::parse(FULL, "full")
+        .unwrap()
+        .validate(&full_env())
+        .unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(config.publish.workers, 3);
-    let secrets: Vec<&str> = config.github.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+    let secrets: Vec<&str> = config
+        .github
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .collect();
     assert_eq!(secrets, ["new-secret", "old-secret"]);
     assert_eq!(config.ci_tokens[0].token.expose_secret(), TOKEN);
     assert!(config.ci_tokens[0].allows(&"Octo-Org/anything".parse().unwrap()));
@@ -115,8 +126,12 @@ fn full_config_resolves_every_section() {
     assert_eq!(app.tags.len(), 4, "default tags apply");
     assert_eq!(app.flavor, ["latest=auto"]);
     let registry = config.registry_for(&app.image).unwrap();
-    assert!(matches!(&registry.credentials, Credentials::Basic { username, .. } if username == "octo-bot"));
-    let tool = config.repository(&"octo-org/tool".parse().unwrap()).unwrap();
+    assert!(
+        matches!(&registry.credentials, Credentials::Basic { username, .. } if username == "octo-bot")
+    );
+    let tool = config
+        .repository(&"octo-org/tool".parse().unwrap())
+        .unwrap();
     let registry = config.registry_for(&tool.image).unwrap();
     assert!(matches!(registry.credentials, Credentials::Anonymous));
     assert!(registry.insecure);
@@ -124,17 +139,24 @@ fn full_config_resolves_every_section() {
 
 #[test]
 fn secrets_never_appear_in_debug_output() {
-    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&full_env()).unwrap();
+    let config = ConfigFile::parse(FULL, "full")
+        .unwrap()
+        .validate(&full_env())
+        .unwrap();
     let debug = format!("{config:?} {config:#?}");
     for secret in full_env().values().flat_map(|v| v.split(", ")) {
-        assert!(!debug.contains(secret), "{secret:?} leaked into Debug output");
+        assert!(
+            !debug.contains(secret),
+            "{secret:?} leaked into Debug output"
+        );
     }
     assert!(debug.contains("REDACTED"));
 }
 
 #[test]
 fn unknown_keys_are_parse_errors_with_a_location() {
-    let err = ConfigFile::parse("[server]\nlisten = \"x\"\nlistne = \"y\"\n", "cfg.toml").unwrap_err();
+    let err =
+        ConfigFile::parse("[server]\nlisten = \"x\"\nlistne = \"y\"\n", "cfg.toml").unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("cfg.toml: "), "{text}");
     assert!(text.contains("listne"), "{text}");
@@ -171,7 +193,12 @@ platforms = ["linux/amd65", "linux/arm64"]
         "repository[0].platforms[0]: \"linux/amd65\" is not a known architecture (did you mean amd64?)",
     ];
     for e in expected {
-        assert!(found.iter().any(|p| p.starts_with(e.split(": unknown").next().unwrap())), "missing {e:?} in {found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with(e.split(": unknown").next().unwrap())),
+            "missing {e:?} in {found:#?}"
+        );
     }
     assert_eq!(found.len(), expected.len(), "{found:#?}");
 }
@@ -179,8 +206,16 @@ platforms = ["linux/amd65", "linux/arm64"]
 #[test]
 fn referenced_env_var_must_be_set_and_non_empty() {
     let toml = "[github]\nwebhook_secret_env = \"HOIST_WEBHOOK_SECRET\"\n";
-    assert_problem(toml, &env(&[]), "github.webhook_secret_env: environment variable \"HOIST_WEBHOOK_SECRET\" is not set");
-    assert_problem(toml, &env(&[("HOIST_WEBHOOK_SECRET", "")]), "github.webhook_secret_env: the secret is empty");
+    assert_problem(
+        toml,
+        &env(&[]),
+        "github.webhook_secret_env: environment variable \"HOIST_WEBHOOK_SECRET\" is not set",
+    );
+    assert_problem(
+        toml,
+        &env(&[("HOIST_WEBHOOK_SECRET", "")]),
+        "github.webhook_secret_env: the secret is empty",
+    );
 }
 
 #[test]
@@ -193,53 +228,120 @@ fn referenced_file_must_exist_and_its_trailing_newline_is_dropped() {
     );
     let found = problems(&toml, &env(&[]));
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with(&format!("ci_token[0].token_file: cannot read {:?}", path.display().to_string())), "{found:?}");
+    assert!(
+        found[0].starts_with(&format!(
+            "ci_token[0].token_file: cannot read {:?}",
+            path.display().to_string()
+        )),
+        "{found:?}"
+    );
 
     std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
-    let config = ConfigFile::parse(&toml, "t").unwrap().validate(&env(&[])).unwrap();
+    let config = ConfigFile::parse(&toml, "t")
+        .unwrap()
+        .validate(&env(&[]))
+        .unwrap();
     assert_eq!(config.ci_tokens[0].token.expose_secret(), TOKEN);
 }
 
 #[test]
 fn a_secret_needs_exactly_one_source() {
     let both = "[[api_token]]\nname = \"ops\"\ntoken_env = \"A\"\ntoken_file = \"/x\"\n";
-    assert_problem(both, &env(&[]), "api_token[0].token_env: set either token_env or token_file, not both");
+    assert_problem(
+        both,
+        &env(&[]),
+        "api_token[0].token_env: set either token_env or token_file, not both",
+    );
     let neither = "[[api_token]]\nname = \"ops\"\n";
-    assert_problem(neither, &env(&[]), "api_token[0]: token_env or token_file is required");
+    assert_problem(
+        neither,
+        &env(&[]),
+        "api_token[0]: token_env or token_file is required",
+    );
 }
 
 #[test]
 fn tokens_must_be_long_unique_and_well_scoped() {
     let short = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n";
-    assert_problem(short, &env(&[("T", "short")]), "ci_token[0].token_env: the token is shorter than 16 characters");
+    assert_problem(
+        short,
+        &env(&[("T", "short")]),
+        "ci_token[0].token_env: the token is shorter than 16 characters",
+    );
 
     let scoped = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = []\n[[ci_token]]\nname = \"ci2\"\ntoken_env = \"T2\"\nrepositories = [\"no-slash\"]\n";
     let vars = env(&[("T", TOKEN), ("T2", "another-token-0123456789")]);
-    assert_problem(scoped, &vars, "ci_token[0].repositories: must name at least one repository or glob (e.g. \"octo-org/*\")");
-    assert_problem(scoped, &vars, "ci_token[1].repositories[0]: \"no-slash\" is not a GitHub repository: expected owner/name");
+    assert_problem(
+        scoped,
+        &vars,
+        "ci_token[0].repositories: must name at least one repository or glob (e.g. \"octo-org/*\")",
+    );
+    assert_problem(
+        scoped,
+        &vars,
+        "ci_token[1].repositories[0]: \"no-slash\" is not a GitHub repository: expected owner/name",
+    );
 
     let dup = "[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n[[ci_token]]\nname = \"ci\"\ntoken_env = \"T\"\nrepositories = [\"o/*\"]\n[[api_token]]\nname = \"ops\"\ntoken_env = \"T\"\nrole = \"root\"\n";
     let vars = env(&[("T", TOKEN)]);
-    assert_problem(dup, &vars, "ci_token[1].name: \"ci\" is already used by ci_token[0].name");
-    assert_problem(dup, &vars, "ci_token[1]: uses the same token as ci_token[0]");
-    assert_problem(dup, &vars, "api_token[0].role: \"root\" is not a role: \"read\" or \"admin\"");
+    assert_problem(
+        dup,
+        &vars,
+        "ci_token[1].name: \"ci\" is already used by ci_token[0].name",
+    );
+    assert_problem(
+        dup,
+        &vars,
+        "ci_token[1]: uses the same token as ci_token[0]",
+    );
+    assert_problem(
+        dup,
+        &vars,
+        "api_token[0].role: \"root\" is not a role: \"read\" or \"admin\"",
+    );
 }
 
 #[test]
 fn registry_entries_need_usable_credentials() {
     let cases = [
-        ("host = \"ghcr.io\"", "registry[0]: no credentials: set username and password_env or password_file, or anonymous = true"),
-        ("host = \"ghcr.io\"\nusername = \"u\"", "registry[0]: password_env or password_file is required with username"),
-        ("host = \"ghcr.io\"\npassword_env = \"P\"", "registry[0].username: is required with a password"),
-        ("host = \"ghcr.io\"\nanonymous = true\nusername = \"u\"", "registry[0].anonymous: anonymous = true cannot be combined with username or password"),
-        ("host = \"ghcr io\"\nanonymous = true", "registry[0].host: \"ghcr io\" is not a host[:port]"),
-        ("host = \"ghcr.io\"\nusername = \"u\"\npassword_env = \"MISSING\"", "registry[0].password_env: environment variable \"MISSING\" is not set"),
+        (
+            "host = \"ghcr.io\"",
+            "registry[0]: no credentials: set username and password_env or password_file, or anonymous = true",
+        ),
+        (
+            "host = \"ghcr.io\"\nusername = \"u\"",
+            "registry[0]: password_env or password_file is required with username",
+        ),
+        (
+            "host = \"ghcr.io\"\npassword_env = \"P\"",
+            "registry[0].username: is required with a password",
+        ),
+        (
+            "host = \"ghcr.io\"\nanonymous = true\nusername = \"u\"",
+            "registry[0].anonymous: anonymous = true cannot be combined with username or password",
+        ),
+        (
+            "host = \"ghcr io\"\nanonymous = true",
+            "registry[0].host: \"ghcr io\" is not a host[:port]",
+        ),
+        (
+            "host = \"ghcr.io\"\nusername = \"u\"\npassword_env = \"MISSING\"",
+            "registry[0].password_env: environment variable \"MISSING\" is not set",
+        ),
     ];
     for (entry, expected) in cases {
-        assert_problem(&format!("[[registry]]\n{entry}\n"), &env(&[("P", "x")]), expected);
+        assert_problem(
+            &format!("[[registry]]\n{entry}\n"),
+            &env(&[("P", "x")]),
+            expected,
+        );
     }
     let dup = "[[registry]]\nhost = \"ghcr.io\"\nanonymous = true\n[[registry]]\nhost = \"GHCR.io\"\nanonymous = true\n";
-    assert_problem(dup, &env(&[]), "registry[1].host: \"ghcr.io\" is already used by registry[0].host");
+    assert_problem(
+        dup,
+        &env(&[]),
+        "registry[1].host: \"ghcr.io\" is already used by registry[0].host",
+    );
 }
 
 #[test]
@@ -282,9 +384,15 @@ platforms = ["linux"]
 
 #[test]
 fn unchecked_secrets_validate_everything_but_the_secrets() {
-    let config = ConfigFile::parse(FULL, "full").unwrap().validate(&UncheckedSecrets).unwrap();
+    let config = ConfigFile::parse(FULL, "full")
+        .unwrap()
+        .validate(&UncheckedSecrets)
+        .unwrap();
     assert_eq!(config.ci_tokens.len(), 1);
     let broken = FULL.replace("linux/arm64", "linux/arm65");
-    let err = ConfigFile::parse(&broken, "b").unwrap().validate(&UncheckedSecrets).unwrap_err();
+    let err = ConfigFile::parse(&broken, "b")
+        .unwrap()
+        .validate(&UncheckedSecrets)
+        .unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
 }

@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::file::{ConfigFile, RegistryEntry, RepositoryEntry};
 use super::resolved::{
-    ApiToken, CiToken, Config, Credentials, Database, GitHub, Publish, Registry, Repository,
-    Role, Server,
+    ApiToken, CiToken, Config, Credentials, Database, GitHub, Publish, Registry, Repository, Role,
+    Server,
 };
 use crate::image::is_valid_host;
 use crate::{ImageRef, Platform, RepoName, RepoPattern};
@@ -97,7 +97,10 @@ impl Collector {
             }
             Ok(d) => Some(d),
             Err(e) => {
-                self.push(path, format!("{text:?} is not a duration like \"30s\" or \"6h\": {e}"));
+                self.push(
+                    path,
+                    format!("{text:?} is not a duration like \"30s\" or \"6h\": {e}"),
+                );
                 None
             }
         }
@@ -163,7 +166,11 @@ impl Collector {
     ) -> Option<SecretString> {
         let token = self.secret(source, base, "token", env, file)?;
         if token.expose_secret().chars().count() < MIN_TOKEN_LEN {
-            let key = if env.is_some() { "token_env" } else { "token_file" };
+            let key = if env.is_some() {
+                "token_env"
+            } else {
+                "token_file"
+            };
             self.push(
                 format!("{base}.{key}"),
                 format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
@@ -183,7 +190,10 @@ impl ConfigFile {
         let listen = c.check(
             "server.listen",
             self.server.listen.parse().map_err(|_| {
-                format!("{:?} is not an address like 127.0.0.1:8080", self.server.listen)
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                )
             }),
         );
         let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
@@ -214,7 +224,12 @@ impl ConfigFile {
             .enumerate()
             .map(|(i, entry)| registry(&mut c, source, i, entry))
             .collect();
-        check_unique(&mut c, "registry", "host", self.registry.iter().map(|r| r.host.to_ascii_lowercase()));
+        check_unique(
+            &mut c,
+            "registry",
+            "host",
+            self.registry.iter().map(|r| r.host.to_ascii_lowercase()),
+        );
 
         let repositories: Vec<Option<Repository>> = self
             .repository
@@ -222,8 +237,20 @@ impl ConfigFile {
             .enumerate()
             .map(|(i, entry)| repository(&mut c, i, entry, &self.registry))
             .collect();
-        check_unique(&mut c, "repository", "github", self.repository.iter().map(|r| r.github.to_ascii_lowercase()));
-        check_unique(&mut c, "repository", "image", self.repository.iter().map(|r| r.image.clone()));
+        check_unique(
+            &mut c,
+            "repository",
+            "github",
+            self.repository
+                .iter()
+                .map(|r| r.github.to_ascii_lowercase()),
+        );
+        check_unique(
+            &mut c,
+            "repository",
+            "image",
+            self.repository.iter().map(|r| r.image.clone()),
+        );
 
         if !c.0.is_empty() {
             return Err(Problems(c.0));
@@ -249,7 +276,10 @@ impl ConfigFile {
                 wait_timeout: wait_timeout.expect(complete),
             },
             registries: registries.into_iter().map(|r| r.expect(complete)).collect(),
-            repositories: repositories.into_iter().map(|r| r.expect(complete)).collect(),
+            repositories: repositories
+                .into_iter()
+                .map(|r| r.expect(complete))
+                .collect(),
         })
     }
 
@@ -277,7 +307,12 @@ impl ConfigFile {
     }
 
     fn ci_tokens(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<Option<CiToken>> {
-        check_unique(c, "ci_token", "name", self.ci_token.iter().map(|t| t.name.clone()));
+        check_unique(
+            c,
+            "ci_token",
+            "name",
+            self.ci_token.iter().map(|t| t.name.clone()),
+        );
         self.ci_token
             .iter()
             .enumerate()
@@ -286,9 +321,17 @@ impl ConfigFile {
                 if entry.name.trim().is_empty() {
                     c.push(format!("{base}.name"), "must not be empty");
                 }
-                let token = c.token(source, &base, entry.token_env.as_deref(), entry.token_file.as_deref());
+                let token = c.token(
+                    source,
+                    &base,
+                    entry.token_env.as_deref(),
+                    entry.token_file.as_deref(),
+                );
                 if entry.repositories.is_empty() {
-                    c.push(format!("{base}.repositories"), "must name at least one repository or glob (e.g. \"octo-org/*\")");
+                    c.push(
+                        format!("{base}.repositories"),
+                        "must name at least one repository or glob (e.g. \"octo-org/*\")",
+                    );
                 }
                 let patterns: Vec<Option<RepoPattern>> = entry
                     .repositories
@@ -307,7 +350,12 @@ impl ConfigFile {
     }
 
     fn api_tokens(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<Option<ApiToken>> {
-        check_unique(c, "api_token", "name", self.api_token.iter().map(|t| t.name.clone()));
+        check_unique(
+            c,
+            "api_token",
+            "name",
+            self.api_token.iter().map(|t| t.name.clone()),
+        );
         self.api_token
             .iter()
             .enumerate()
@@ -316,12 +364,20 @@ impl ConfigFile {
                 if entry.name.trim().is_empty() {
                     c.push(format!("{base}.name"), "must not be empty");
                 }
-                let token = c.token(source, &base, entry.token_env.as_deref(), entry.token_file.as_deref());
+                let token = c.token(
+                    source,
+                    &base,
+                    entry.token_env.as_deref(),
+                    entry.token_file.as_deref(),
+                );
                 let role = match entry.role.as_str() {
                     "read" => Some(Role::Read),
                     "admin" => Some(Role::Admin),
                     other => {
-                        c.push(format!("{base}.role"), format!("{other:?} is not a role: \"read\" or \"admin\""));
+                        c.push(
+                            format!("{base}.role"),
+                            format!("{other:?} is not a role: \"read\" or \"admin\""),
+                        );
                         None
                     }
                 };
@@ -376,28 +432,48 @@ fn check_unique(c: &mut Collector, table: &str, key: &str, values: impl Iterator
     }
 }
 
-fn registry(c: &mut Collector, source: &dyn SecretSource, i: usize, entry: &RegistryEntry) -> Option<Registry> {
+fn registry(
+    c: &mut Collector,
+    source: &dyn SecretSource,
+    i: usize,
+    entry: &RegistryEntry,
+) -> Option<Registry> {
     let base = format!("registry[{i}]");
     let host_ok = is_valid_host(&entry.host);
     if !host_ok {
-        c.push(format!("{base}.host"), format!("{:?} is not a host[:port]", entry.host));
+        c.push(
+            format!("{base}.host"),
+            format!("{:?} is not a host[:port]", entry.host),
+        );
     }
     let has_password = entry.password_env.is_some() || entry.password_file.is_some();
     let credentials = match (entry.anonymous, &entry.username, has_password) {
         (true, None, false) => Some(Credentials::Anonymous),
         (true, _, _) => {
-            c.push(format!("{base}.anonymous"), "anonymous = true cannot be combined with username or password");
+            c.push(
+                format!("{base}.anonymous"),
+                "anonymous = true cannot be combined with username or password",
+            );
             None
         }
         (false, Some(username), true) => {
-            let password = c.secret(source, &base, "password", entry.password_env.as_deref(), entry.password_file.as_deref());
+            let password = c.secret(
+                source,
+                &base,
+                "password",
+                entry.password_env.as_deref(),
+                entry.password_file.as_deref(),
+            );
             password.map(|password| Credentials::Basic {
                 username: username.clone(),
                 password,
             })
         }
         (false, Some(_), false) => {
-            c.push(&base, "password_env or password_file is required with username");
+            c.push(
+                &base,
+                "password_env or password_file is required with username",
+            );
             None
         }
         (false, None, true) => {
@@ -417,7 +493,12 @@ fn registry(c: &mut Collector, source: &dyn SecretSource, i: usize, entry: &Regi
     })
 }
 
-fn repository(c: &mut Collector, i: usize, entry: &RepositoryEntry, registries: &[RegistryEntry]) -> Option<Repository> {
+fn repository(
+    c: &mut Collector,
+    i: usize,
+    entry: &RepositoryEntry,
+    registries: &[RegistryEntry],
+) -> Option<Repository> {
     let base = format!("repository[{i}]");
     let github: Option<RepoName> = c.check(&format!("{base}.github"), entry.github.parse());
     let image: Option<ImageRef> = c.check(&format!("{base}.image"), entry.image.parse());
@@ -442,7 +523,10 @@ fn repository(c: &mut Collector, i: usize, entry: &RepositoryEntry, registries: 
         Some(image)
     });
     if entry.platforms.is_empty() {
-        c.push(format!("{base}.platforms"), "must list at least one platform, e.g. \"linux/amd64\"");
+        c.push(
+            format!("{base}.platforms"),
+            "must list at least one platform, e.g. \"linux/amd64\"",
+        );
     }
     let platforms: Vec<Option<Platform>> = entry
         .platforms

@@ -1,0 +1,189 @@
+//! The `hoist` binary of this workspace, run as a process the way an operator runs it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{http, wait_until};
+
+/// Builds the `hoist` binary (once per test process) and returns its path, so a test never
+/// runs a stale binary.
+pub fn hoist_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let status = Command::new(cargo)
+            .current_dir(workspace)
+            .args(["build", "--quiet", "-p", "hoist", "--bin", "hoist"])
+            .status()
+            .expect("run cargo build -p hoist");
+        assert!(status.success(), "cargo build -p hoist failed");
+        // Tests run from target/<profile>/deps; the binary sits in target/<profile>.
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let bin = profile_dir.join("hoist");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// A one-shot `hoist` command in `dir`, with only the environment given.
+pub struct HoistRun {
+    command: Command,
+}
+
+impl HoistRun {
+    pub fn new(dir: &Path, args: &[&str]) -> Self {
+        let mut command = Command::new(hoist_bin());
+        command
+            .current_dir(dir)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null());
+        HoistRun { command }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        self.command.output().expect("run hoist")
+    }
+}
+
+impl std::fmt::Debug for HoistRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HoistRun")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+/// A running `hoist serve` in its own working folder, stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Hoist {
+    child: Child,
+    dir: TempDir,
+    base_url: String,
+}
+
+impl Hoist {
+    /// Starts `hoist serve` in a fresh temp folder. `config` (if any) is written there as
+    /// `hoist.toml` and passed with `--config`; `env` is the whole environment besides PATH.
+    /// `listen` is the address the config makes it listen on.
+    pub fn start(config: Option<&str>, env: &[(&str, &str)], listen: &str) -> Hoist {
+        let dir = tempfile::tempdir().expect("create hoist's temp folder");
+        Self::start_in(dir, config, env, listen)
+    }
+
+    pub fn start_in(
+        dir: TempDir,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        listen: &str,
+    ) -> Hoist {
+        let log = File::create(dir.path().join("hoist.log")).expect("create hoist.log");
+        let mut command = Command::new(hoist_bin());
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        if let Some(config) = config {
+            std::fs::write(dir.path().join("hoist.toml"), config).expect("write hoist.toml");
+            command.args(["--config", "hoist.toml"]);
+        }
+        command.arg("serve");
+        let child = command.spawn().expect("start hoist serve");
+        let mut hoist = Hoist {
+            child,
+            dir,
+            base_url: format!("http://{listen}"),
+        };
+        let url = hoist.url("/healthz");
+        let client = http();
+        wait_until("hoist answering /healthz", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = hoist.child.try_wait() {
+                panic!("hoist exited with {status}:\n{}", hoist.log());
+            }
+            client
+                .get(&url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
+        hoist
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// hoist's working folder (its `data/` lives here unless the config says otherwise).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything hoist logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hoist.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to `timeout` for the process to exit.
+    /// Returns the exit status and how long it took.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> (ExitStatus, Duration) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for hoist") {
+                return (status, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "hoist did not exit within {timeout:?} of SIG{signal}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the process and hands back its folder, so a test can restart in it.
+    pub fn into_dir(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("placeholder temp folder");
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Hoist {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,57 @@
+//! The end-to-end test harness: real processes on loopback ports, each with its own
+//! temporary folder, stopped when dropped.
+//!
+//! - [`Registry`]: the CNCF distribution registry (Debian package `docker-registry`).
+//! - [`Hoist`]: the `hoist` binary of this workspace, started with a config.
+//!
+//! A missing tool fails the test with a message saying what to install; nothing is skipped.
+
+mod hoist;
+mod registry;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use hoist::{Hoist, HoistRun, hoist_bin};
+pub use registry::Registry;
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The path of a command, or a panic naming the Debian package that provides it.
+pub fn require_tool(command: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{command}` is not installed: install the Debian package `{package}` \
+                 (apt-get install {package}), or run scripts/test which installs it"
+            )
+        })
+}
+
+/// Polls `ready` every 20 ms until it returns true or `timeout` passes.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking HTTP client with short timeouts, for probing test processes.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build an HTTP client")
+}
