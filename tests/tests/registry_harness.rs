@@ -93,3 +93,11 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+#[should_panic(
+    expected = "install the Debian package `no-such-package` (apt-get install no-such-package)"
+)]
+fn a_missing_tool_fails_the_test_naming_the_package_to_install() {
+    hoist_tests::require_tool("hoist-no-such-tool", "no-such-package");
+}

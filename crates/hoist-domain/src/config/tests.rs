@@ -363,6 +363,11 @@ tags = [" "]
 github = "not a repo"
 image = "octo-org/app"
 platforms = ["linux"]
+[[repository]]
+github = "octo-org/other"
+image = "ghcr.io/octo-org/app"
+platforms = ["linux/amd64"]
+flavor = [""]
 "#;
     let found = problems(toml, &env(&[]));
     let expected = [
@@ -374,7 +379,9 @@ platforms = ["linux"]
         "repository[2].github: \"not a repo\" is not a GitHub repository: expected owner/name",
         "repository[2].image: \"octo-org/app\" has no registry host: write it in full, e.g. ghcr.io/owner/name",
         "repository[2].platforms[0]: \"linux\" is not a platform: expected os/arch or os/arch/variant",
+        "repository[3].flavor[0]: must not be empty",
         "repository[1].github: \"octo-org/app\" is already used by repository[0].github",
+        "repository[3].image: \"ghcr.io/octo-org/app\" is already used by repository[0].image",
     ];
     for e in expected {
         assert!(found.iter().any(|p| p == e), "missing {e:?} in {found:#?}");

@@ -249,7 +249,17 @@ impl ConfigFile {
             &mut c,
             "repository",
             "image",
-            self.repository.iter().map(|r| r.image.clone()),
+            // Compared as registry/path, so a tag or the host's case does not hide a duplicate.
+            self.repository
+                .iter()
+                .map(|r| match r.image.parse::<ImageRef>() {
+                    Ok(image) => format!(
+                        "{}/{}",
+                        image.registry().to_ascii_lowercase(),
+                        image.repository()
+                    ),
+                    Err(_) => r.image.clone(),
+                }),
         );
 
         if !c.0.is_empty() {
