@@ -5,11 +5,15 @@
 //! validation. No tokio, no sqlx, no reqwest: the other crates decide *how* to act, this one
 //! decides *what* is valid and what should happen.
 
+pub mod build;
+mod commit;
 pub mod config;
+pub mod github;
 pub mod image;
 pub mod platform;
 pub mod repo;
 
+pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};
 pub use platform::{Platform, PlatformError};
 pub use repo::{RepoName, RepoNameError, RepoPattern};

@@ -1,0 +1,285 @@
+//! The parts of `ping`, `release` and `push` payloads hoist acts on, and the release
+//! lifecycle rules.
+
+use serde::Deserialize;
+
+use crate::{CommitSha, RepoName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{field}: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// A verified delivery, by `X-GitHub-Event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    Ping(PingEvent),
+    Release(ReleaseEvent),
+    Push(PushEvent),
+    /// An event type hoist does not handle; answered 202 and not stored.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingEvent {
+    /// Absent for organization hooks.
+    pub repository: Option<RepoName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseAction {
+    Created,
+    Edited,
+    Deleted,
+    Published,
+    Unpublished,
+    Prereleased,
+    Released,
+    /// An action GitHub may add later; stored, never acted on.
+    Other(String),
+}
+
+impl ReleaseAction {
+    pub(crate) fn parse(action: &str) -> Self {
+        match action {
+            "created" => ReleaseAction::Created,
+            "edited" => ReleaseAction::Edited,
+            "deleted" => ReleaseAction::Deleted,
+            "published" => ReleaseAction::Published,
+            "unpublished" => ReleaseAction::Unpublished,
+            "prereleased" => ReleaseAction::Prereleased,
+            "released" => ReleaseAction::Released,
+            other => ReleaseAction::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReleaseAction::Created => "created",
+            ReleaseAction::Edited => "edited",
+            ReleaseAction::Deleted => "deleted",
+            ReleaseAction::Published => "published",
+            ReleaseAction::Unpublished => "unpublished",
+            ReleaseAction::Prereleased => "prereleased",
+            ReleaseAction::Released => "released",
+            ReleaseAction::Other(other) => other,
+        }
+    }
+}
+
+/// Where a release stands, as far as hoist has heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseState {
+    Draft,
+    Published,
+    Unpublished,
+    Deleted,
+}
+
+impl ReleaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Draft => "draft",
+            ReleaseState::Published => "published",
+            ReleaseState::Unpublished => "unpublished",
+            ReleaseState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "draft" => ReleaseState::Draft,
+            "published" => ReleaseState::Published,
+            "unpublished" => ReleaseState::Unpublished,
+            "deleted" => ReleaseState::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseEvent {
+    pub action: ReleaseAction,
+    pub repository: RepoName,
+    pub release_id: i64,
+    pub tag_name: String,
+    pub target_commitish: String,
+    pub draft: bool,
+    pub prerelease: bool,
+}
+
+impl ReleaseEvent {
+    /// The state after this delivery, given the state before it. Deliveries may arrive in
+    /// any order, so only lifecycle actions change a known state, and a deletion is final
+    /// (GitHub never reuses a release id).
+    pub fn state_after(&self, before: Option<ReleaseState>) -> ReleaseState {
+        if before == Some(ReleaseState::Deleted) {
+            return ReleaseState::Deleted;
+        }
+        match &self.action {
+            ReleaseAction::Deleted => ReleaseState::Deleted,
+            ReleaseAction::Unpublished => ReleaseState::Unpublished,
+            ReleaseAction::Published | ReleaseAction::Released | ReleaseAction::Prereleased
+                if !self.draft =>
+            {
+                ReleaseState::Published
+            }
+            _ => before.unwrap_or(if self.draft {
+                ReleaseState::Draft
+            } else {
+                ReleaseState::Published
+            }),
+        }
+    }
+
+    /// Whether this delivery asks for publishing work: a release published (or a
+    /// prerelease promoted), or a published one withdrawn (its floating tags roll back).
+    pub fn is_actionable(&self, before: Option<ReleaseState>) -> bool {
+        let after = self.state_after(before);
+        match self.action {
+            ReleaseAction::Published | ReleaseAction::Released => {
+                after == ReleaseState::Published && !self.draft
+            }
+            ReleaseAction::Deleted | ReleaseAction::Unpublished => {
+                before == Some(ReleaseState::Published) && after != ReleaseState::Published
+            }
+            _ => false,
+        }
+    }
+
+    /// `target_commitish` when it names a commit rather than a branch.
+    pub fn target_commit(&self) -> Option<CommitSha> {
+        self.target_commitish.parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEvent {
+    pub repository: RepoName,
+    pub git_ref: String,
+    pub deleted: bool,
+    /// The pushed commit. For an annotated tag this is still the commit (`after` is the
+    /// tag object); null when the ref was deleted.
+    pub head_commit: Option<CommitSha>,
+}
+
+impl PushEvent {
+    /// The tag name, for a push of `refs/tags/*`.
+    pub fn tag(&self) -> Option<&str> {
+        self.git_ref.strip_prefix("refs/tags/")
+    }
+}
+
+#[derive(Deserialize)]
+struct RepositoryField {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct PingPayload {
+    repository: Option<RepositoryField>,
+}
+
+#[derive(Deserialize)]
+struct ReleasePayload {
+    action: String,
+    release: ReleaseField,
+    repository: RepositoryField,
+}
+
+#[derive(Deserialize)]
+struct ReleaseField {
+    id: i64,
+    tag_name: String,
+    #[serde(default)]
+    target_commitish: String,
+    draft: bool,
+    prerelease: bool,
+}
+
+#[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    #[serde(default)]
+    deleted: bool,
+    head_commit: Option<HeadCommit>,
+    repository: RepositoryField,
+}
+
+#[derive(Deserialize)]
+struct HeadCommit {
+    id: String,
+}
+
+fn repo(field: &'static str, full_name: &str) -> Result<RepoName, EventError> {
+    full_name
+        .parse()
+        .map_err(|e: crate::RepoNameError| EventError::Field {
+            field,
+            message: e.to_string(),
+        })
+}
+
+impl WebhookEvent {
+    /// Parses a verified JSON payload for the `X-GitHub-Event` type `event`.
+    pub fn parse(event: &str, body: &[u8]) -> Result<Self, EventError> {
+        Ok(match event {
+            "ping" => {
+                let p: PingPayload = serde_json::from_slice(body)?;
+                let repository = match p.repository {
+                    Some(r) => Some(repo("repository.full_name", &r.full_name)?),
+                    None => None,
+                };
+                WebhookEvent::Ping(PingEvent { repository })
+            }
+            "release" => {
+                let p: ReleasePayload = serde_json::from_slice(body)?;
+                if p.release.tag_name.is_empty() {
+                    return Err(EventError::Field {
+                        field: "release.tag_name",
+                        message: "is empty".to_owned(),
+                    });
+                }
+                WebhookEvent::Release(ReleaseEvent {
+                    action: ReleaseAction::parse(&p.action),
+                    repository: repo("repository.full_name", &p.repository.full_name)?,
+                    release_id: p.release.id,
+                    tag_name: p.release.tag_name,
+                    target_commitish: p.release.target_commitish,
+                    draft: p.release.draft,
+                    prerelease: p.release.prerelease,
+                })
+            }
+            "push" => {
+                let p: PushPayload = serde_json::from_slice(body)?;
+                let head_commit = match p.head_commit {
+                    Some(c) => Some(c.id.parse().map_err(|e: crate::CommitShaError| {
+                        EventError::Field {
+                            field: "head_commit.id",
+                            message: e.to_string(),
+                        }
+                    })?),
+                    None => None,
+                };
+                WebhookEvent::Push(PushEvent {
+                    repository: repo("repository.full_name", &p.repository.full_name)?,
+                    git_ref: p.git_ref,
+                    deleted: p.deleted,
+                    head_commit,
+                })
+            }
+            other => {
+                // Still has to be JSON: a garbled body is a client error whatever the event.
+                serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
+                WebhookEvent::Other(other.to_owned())
+            }
+        })
+    }
+}
