@@ -1,17 +1,20 @@
 -- hoist's first schema. Forward-only: later changes are new files, never edits to this one.
 -- Timestamps are UTC RFC 3339 text with milliseconds, written by SQLite itself.
 
--- Every webhook or CI request that passed verification, deduplicated on its delivery id.
+-- Every verified webhook delivery, deduplicated on X-GitHub-Delivery. The answer given is
+-- kept, so a redelivery is answered exactly like the first.
 CREATE TABLE deliveries (
     id          INTEGER PRIMARY KEY,
-    source      TEXT NOT NULL CHECK (source IN ('github', 'ci')),
+    source      TEXT NOT NULL CHECK (source IN ('github')),
     delivery_id TEXT NOT NULL,
     event       TEXT NOT NULL,
     action      TEXT,
     repository  TEXT,
-    -- 'accepted', or why nothing was done with it (e.g. 'ignored: repository not configured').
+    -- 'pong', 'accepted', or 'ignored' (with the reason, e.g. an unconfigured repository).
     outcome     TEXT NOT NULL,
-    payload     TEXT,
+    reason      TEXT,
+    status      INTEGER NOT NULL,
+    response    TEXT NOT NULL,
     received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (source, delivery_id)
 ) STRICT;
@@ -22,6 +25,7 @@ CREATE TABLE releases (
     repository    TEXT NOT NULL,
     github_id     INTEGER NOT NULL,
     tag_name      TEXT NOT NULL,
+    target_commitish TEXT NOT NULL,
     prerelease    INTEGER NOT NULL CHECK (prerelease IN (0, 1)),
     state         TEXT NOT NULL CHECK (state IN ('draft', 'published', 'unpublished', 'deleted')),
     last_action   TEXT NOT NULL,
@@ -33,6 +37,8 @@ CREATE TABLE releases (
     UNIQUE (repository, github_id)
 ) STRICT;
 
+CREATE INDEX releases_by_tag ON releases (repository, tag_name);
+
 -- Git tag -> commit, learned from push webhooks.
 CREATE TABLE git_tags (
     repository TEXT NOT NULL,
@@ -42,20 +48,23 @@ CREATE TABLE git_tags (
     PRIMARY KEY (repository, tag)
 ) STRICT;
 
--- One image per (repository, commit, platform), as CI reported it, by digest.
+-- One image per (repository, commit, platform), as CI reported it, by digest. A NULL
+-- platform is an index whose platforms all count.
 CREATE TABLE builds (
     id          INTEGER PRIMARY KEY,
     repository  TEXT NOT NULL,
     commit_sha  TEXT NOT NULL CHECK (length(commit_sha) = 40),
     git_ref     TEXT,
-    platform    TEXT NOT NULL,
+    platform    TEXT,
     image       TEXT NOT NULL,
     digest      TEXT NOT NULL,
     reported_by TEXT NOT NULL,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    UNIQUE (repository, commit_sha, platform)
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 ) STRICT;
+
+CREATE UNIQUE INDEX builds_identity ON builds (repository, commit_sha, ifnull(platform, ''));
+CREATE INDEX builds_by_ref ON builds (repository, git_ref);
 
 -- One publication = (target image, commit, release or none).
 CREATE TABLE publications (
@@ -76,6 +85,7 @@ CREATE TABLE publications (
 CREATE UNIQUE INDEX publications_identity
     ON publications (image, commit_sha, ifnull(release_id, 0));
 CREATE INDEX publications_by_state ON publications (state, image);
+CREATE INDEX publications_by_commit ON publications (repository, commit_sha);
 
 CREATE TABLE publication_steps (
     publication_id INTEGER NOT NULL REFERENCES publications (id),

@@ -10,6 +10,7 @@ mod commit;
 pub mod config;
 pub mod github;
 pub mod image;
+pub mod job;
 pub mod platform;
 pub mod repo;
 

@@ -5,6 +5,15 @@
 //! callers queue in the process instead of on the file lock) and a read-only pool for
 //! queries. Migrations are embedded in the binary and applied when the store opens.
 
+mod ingest;
+#[cfg(test)]
+mod ingest_tests;
+
+pub use ingest::{
+    BuildOutcome, BuildRow, Delivery, Recorded, ReleaseRow, ReleaseSummary, WebhookAnswer,
+    WebhookEffect,
+};
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +38,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("the database holds something it should not: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -36,7 +47,10 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Query(e) | StoreError::Open(e) => is_transient(e),
-            StoreError::Url(..) | StoreError::CreateDir(..) | StoreError::Migrate(_) => false,
+            StoreError::Url(..)
+            | StoreError::CreateDir(..)
+            | StoreError::Migrate(_)
+            | StoreError::Corrupt(_) => false,
         }
     }
 }

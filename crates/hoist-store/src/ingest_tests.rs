@@ -1,0 +1,401 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hoist_domain::build::{self, BuildReport};
+use hoist_domain::config::{Config, ConfigFile};
+use hoist_domain::github::{PushEvent, ReleaseEvent, WebhookEvent};
+use hoist_domain::job::Job;
+use serde_json::json;
+
+use super::*;
+
+const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+const OTHER: &str = "0000000000000000000000000000000000000abc";
+const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+struct Fixture {
+    store: Store,
+    config: Config,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreOptions {
+        url: format!("sqlite://{}/hoist.db", dir.path().display()),
+        read_connections: 2,
+        busy_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let config = ConfigFile::parse(
+        r#"
+[[registry]]
+host = "ghcr.io"
+anonymous = true
+[[repository]]
+github = "Codertocat/Hello-World"
+image = "ghcr.io/codertocat/hello-world"
+platforms = ["linux/amd64", "linux/arm64"]
+"#,
+        "t",
+    )
+    .unwrap()
+    .validate(&HashMap::new())
+    .unwrap();
+    Fixture {
+        store,
+        config,
+        _dir: dir,
+    }
+}
+
+fn payload(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../../tests/fixtures/github/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn release(action: &str, tag: &str, target: &str) -> ReleaseEvent {
+    let mut body = payload("release.published");
+    body["action"] = json!(action);
+    body["release"]["tag_name"] = json!(tag);
+    body["release"]["target_commitish"] = json!(target);
+    body["release"]["draft"] = json!(action == "unpublished");
+    match WebhookEvent::parse("release", body.to_string().as_bytes()).unwrap() {
+        WebhookEvent::Release(event) => event,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn tag_push(tag: &str, commit: Option<&str>) -> PushEvent {
+    let mut body = payload("push.tag-created");
+    body["ref"] = json!(format!("refs/tags/{tag}"));
+    match commit {
+        Some(c) => body["head_commit"]["id"] = json!(c),
+        None => {
+            body["head_commit"] = json!(null);
+            body["deleted"] = json!(true);
+        }
+    }
+    match WebhookEvent::parse("push", body.to_string().as_bytes()).unwrap() {
+        WebhookEvent::Push(event) => event,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn build_report(f: &Fixture, platform: &str, digest: &str, git_ref: Option<&str>) -> BuildReport {
+    let mut body = json!({
+        "repository": "codertocat/hello-world",
+        "commit": COMMIT,
+        "platform": platform,
+        "image": format!("ghcr.io/codertocat/ci@{digest}"),
+    });
+    if let Some(r) = git_ref {
+        body["ref"] = json!(r);
+    }
+    build::validate(&body, &f.config).unwrap()
+}
+
+impl Fixture {
+    fn repo(&self) -> &hoist_domain::RepoName {
+        &self.config.repositories[0].github
+    }
+
+    async fn deliver_release(&self, id: &str, event: &ReleaseEvent) -> Recorded {
+        let delivery = Delivery {
+            delivery_id: id,
+            event: "release",
+            action: Some(event.action.as_str()),
+            repository: Some("Codertocat/Hello-World"),
+        };
+        self.store
+            .record_webhook(
+                &delivery,
+                WebhookEffect::Release {
+                    repository: self.repo(),
+                    event,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn deliver_push(&self, id: &str, tag: &str, event: &PushEvent) -> Recorded {
+        let delivery = Delivery {
+            delivery_id: id,
+            event: "push",
+            action: None,
+            repository: Some("Codertocat/Hello-World"),
+        };
+        self.store
+            .record_webhook(
+                &delivery,
+                WebhookEffect::TagPush {
+                    repository: self.repo(),
+                    tag,
+                    event,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn jobs(&self) -> Vec<Job> {
+        let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM jobs ORDER BY id")
+            .fetch_all(self.store.reader())
+            .await
+            .unwrap();
+        payloads
+            .iter()
+            .map(|p| Job::from_payload(p).unwrap())
+            .collect()
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(self.store.reader())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_gets_the_first_answer_and_stores_nothing_new() {
+    let f = fixture().await;
+    let event = release("published", "v1.0.0", COMMIT);
+    let first = f.deliver_release("d-1", &event).await;
+    assert!(!first.duplicate);
+    assert_eq!(first.status, 202);
+    let again = f.deliver_release("d-1", &event).await;
+    assert!(again.duplicate);
+    assert_eq!((again.status, &again.answer), (first.status, &first.answer));
+    assert_eq!(f.count("deliveries").await, 1);
+    assert_eq!(f.count("releases").await, 1);
+    assert_eq!(f.jobs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_release_whose_target_is_a_commit_resolves_at_once_and_is_queued() {
+    let f = fixture().await;
+    let recorded = f
+        .deliver_release("d-1", &release("published", "v1.0.0", COMMIT))
+        .await;
+    let summary = recorded.answer.release.unwrap();
+    assert_eq!(summary.commit.as_deref(), Some(COMMIT));
+    assert_eq!(summary.commit_source.as_deref(), Some("target_commitish"));
+    assert_eq!(summary.state, "published");
+    assert_eq!(
+        f.jobs().await,
+        [Job::Release {
+            release_id: summary.id,
+            action: "published".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
+    let f = fixture().await;
+    let recorded = f
+        .deliver_release("d-1", &release("published", "v1.0.0", "main"))
+        .await;
+    assert_eq!(recorded.answer.release.as_ref().unwrap().commit, None);
+    assert!(
+        recorded
+            .answer
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("waiting for the commit of tag v1.0.0")
+    );
+    assert!(f.jobs().await.is_empty());
+
+    let pushed = f
+        .deliver_push("d-2", "v1.0.0", &tag_push("v1.0.0", Some(COMMIT)))
+        .await;
+    assert_eq!(
+        pushed.answer.reason.as_deref(),
+        Some(format!("tag v1.0.0 is commit {COMMIT}").as_str())
+    );
+    let releases = f
+        .store
+        .list_releases("Codertocat/Hello-World", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(releases[0].commit.as_deref(), Some(COMMIT));
+    assert_eq!(releases[0].commit_source.as_deref(), Some("push"));
+    assert_eq!(f.jobs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_build_reported_for_the_tag_wins_over_target_commitish_and_push() {
+    let f = fixture().await;
+    f.deliver_push("d-0", "v2.0.0", &tag_push("v2.0.0", Some(OTHER)))
+        .await;
+    let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v2.0.0"));
+    f.store.record_build(&report, "ci").await.unwrap();
+    let recorded = f
+        .deliver_release("d-1", &release("published", "v2.0.0", OTHER))
+        .await;
+    let summary = recorded.answer.release.unwrap();
+    assert_eq!(
+        (summary.commit.as_deref(), summary.commit_source.as_deref()),
+        (Some(COMMIT), Some("build"))
+    );
+}
+
+#[tokio::test]
+async fn a_build_arriving_after_the_release_resolves_it() {
+    let f = fixture().await;
+    f.deliver_release("d-1", &release("published", "v3.0.0", "main"))
+        .await;
+    let report = build_report(&f, "linux/arm64", DIGEST_A, Some("refs/tags/v3.0.0"));
+    assert!(matches!(
+        f.store.record_build(&report, "ci").await.unwrap(),
+        BuildOutcome::Recorded(_)
+    ));
+    let releases = f
+        .store
+        .list_releases("Codertocat/Hello-World", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(releases[0].commit_source.as_deref(), Some("build"));
+    let kinds: Vec<&str> = f
+        .jobs()
+        .await
+        .iter()
+        .map(Job::kind)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(kinds, ["release", "builds"]);
+}
+
+#[tokio::test]
+async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
+    let f = fixture().await;
+    let mut draft = release("created", "v4.0.0", COMMIT);
+    draft.draft = true;
+    let recorded = f.deliver_release("d-1", &draft).await;
+    assert_eq!(
+        recorded.answer.reason.as_deref(),
+        Some("draft releases are not published")
+    );
+    assert_eq!(recorded.answer.release.unwrap().state, "draft");
+    assert!(f.jobs().await.is_empty());
+
+    f.deliver_release("d-2", &release("published", "v4.0.0", COMMIT))
+        .await;
+    f.deliver_release("d-3", &release("deleted", "v4.0.0", COMMIT))
+        .await;
+    // A late redelivered "published" does not bring it back.
+    let late = f
+        .deliver_release("d-4", &release("published", "v4.0.0", COMMIT))
+        .await;
+    assert_eq!(late.answer.release.unwrap().state, "deleted");
+    let actions: Vec<String> = f
+        .jobs()
+        .await
+        .into_iter()
+        .map(|j| match j {
+            Job::Release { action, .. } => action,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(actions, ["published", "deleted"]);
+}
+
+#[tokio::test]
+async fn a_deleted_tag_is_forgotten() {
+    let f = fixture().await;
+    f.deliver_push("d-1", "v5", &tag_push("v5", Some(COMMIT)))
+        .await;
+    assert_eq!(f.count("git_tags").await, 1);
+    let deleted = f.deliver_push("d-2", "v5", &tag_push("v5", None)).await;
+    assert_eq!(deleted.answer.reason.as_deref(), Some("tag v5 deleted"));
+    assert_eq!(f.count("git_tags").await, 0);
+}
+
+#[tokio::test]
+async fn builds_are_idempotent_replaceable_until_published_then_refused() {
+    let f = fixture().await;
+    let a = build_report(&f, "linux/amd64", DIGEST_A, None);
+    assert!(matches!(
+        f.store.record_build(&a, "ci").await.unwrap(),
+        BuildOutcome::Recorded(_)
+    ));
+    assert!(matches!(
+        f.store.record_build(&a, "ci").await.unwrap(),
+        BuildOutcome::Unchanged(_)
+    ));
+    assert_eq!(
+        f.jobs().await.len(),
+        1,
+        "the same report again queues nothing"
+    );
+
+    let b = build_report(&f, "linux/amd64", DIGEST_B, None);
+    match f.store.record_build(&b, "ci").await.unwrap() {
+        BuildOutcome::Replaced {
+            build,
+            previous_digest,
+        } => {
+            assert_eq!(previous_digest, DIGEST_A);
+            assert_eq!(build.digest, DIGEST_B);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.count("builds").await, 1);
+
+    sqlx::query("INSERT INTO publications (image, repository, commit_sha, state) VALUES ('ghcr.io/codertocat/hello-world', 'Codertocat/Hello-World', ?, 'succeeded')")
+        .bind(COMMIT)
+        .execute(f.store.writer())
+        .await
+        .unwrap();
+    match f.store.record_build(&a, "ci").await.unwrap() {
+        BuildOutcome::AlreadyPublished { existing } => assert_eq!(existing.digest, DIGEST_B),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        f.store.record_build(&b, "ci").await.unwrap(),
+        BuildOutcome::Unchanged(_)
+    ));
+    let builds = f
+        .store
+        .list_builds("Codertocat/Hello-World", Some(COMMIT), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].digest, DIGEST_B);
+}
+
+#[tokio::test]
+async fn an_index_build_and_per_platform_builds_are_distinct() {
+    let f = fixture().await;
+    let mut body = json!({"repository": "Codertocat/Hello-World", "commit": COMMIT, "image": format!("ghcr.io/codertocat/ci@{DIGEST_A}")});
+    let index = build::validate(&body, &f.config).unwrap();
+    f.store.record_build(&index, "ci").await.unwrap();
+    f.store.record_build(&index, "ci").await.unwrap();
+    body["platform"] = json!("linux/amd64");
+    f.store
+        .record_build(&build::validate(&body, &f.config).unwrap(), "ci")
+        .await
+        .unwrap();
+    let builds = f
+        .store
+        .list_builds("Codertocat/Hello-World", None, 0, 10)
+        .await
+        .unwrap();
+    let platforms: Vec<Option<&str>> = builds.iter().map(|b| b.platform.as_deref()).collect();
+    assert_eq!(platforms, [None, Some("linux/amd64")]);
+    let page = f
+        .store
+        .list_builds("Codertocat/Hello-World", None, builds[0].id, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+}
