@@ -4,15 +4,20 @@
 //! nothing more. Handlers extract, call one store function, and map the result; every error
 //! leaves as the JSON envelope `{"error":{"code":"...","message":"..."}}`.
 
+mod auth;
+mod builds;
 mod error;
 mod health;
 mod layers;
+mod listing;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
+use hoist_domain::config::Config;
 use hoist_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +42,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    config: Arc<Config>,
     store: Store,
     build: BuildInfo,
     shutdown: CancellationToken,
@@ -45,14 +51,24 @@ struct Inner {
 impl AppState {
     /// `shutdown` is cancelled when the process starts draining; `/readyz` then answers 503
     /// so load balancers stop sending new work.
-    pub fn new(store: Store, build: BuildInfo, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        build: BuildInfo,
+        shutdown: CancellationToken,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                config,
                 store,
                 build,
                 shutdown,
             }),
         }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     pub fn store(&self) -> &Store {
@@ -79,6 +95,12 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/webhooks/github", post(webhook::handle_github_webhook))
+        .route(
+            "/v1/builds",
+            post(builds::handle_build_report).get(builds::list_builds),
+        )
+        .route("/v1/releases", get(builds::list_releases))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

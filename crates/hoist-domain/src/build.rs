@@ -240,7 +240,8 @@ platforms = ["linux/amd64", "linux/arm64"]
 
     #[test]
     fn every_bad_field_is_named() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|b| b["repository"] = json!("octo-org/other")),
                 "repository: octo-org/other is not a configured repository",

@@ -264,14 +264,7 @@ async fn a_build_arriving_after_the_release_resolves_it() {
         .await
         .unwrap();
     assert_eq!(releases[0].commit_source.as_deref(), Some("build"));
-    let kinds: Vec<&str> = f
-        .jobs()
-        .await
-        .iter()
-        .map(Job::kind)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
+    let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
     assert_eq!(kinds, ["release", "builds"]);
 }
 

@@ -192,3 +192,28 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers for other crates' tests to put the store in states that later issues' code
+/// produces (e.g. a publication that already ran). Not part of the API.
+#[cfg(feature = "test-support")]
+pub mod test_support {
+    use crate::{Store, StoreError};
+
+    /// Records a succeeded publication of `commit`, as the pipeline would.
+    pub async fn mark_published(
+        store: &Store,
+        repository: &str,
+        image: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO publications (image, repository, commit_sha, state) VALUES (?, ?, ?, 'succeeded')",
+            image,
+            repository,
+            commit
+        )
+        .execute(store.writer())
+        .await?;
+        Ok(())
+    }
+}

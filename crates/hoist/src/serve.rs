@@ -5,6 +5,7 @@
 //! that stops on its own is a failure and the process exits non-zero.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -61,13 +62,15 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
 
     let shutdown = CancellationToken::new();
-    let state = AppState::new(store.clone(), build, shutdown.clone());
-    let app = hoist_api::router(
-        state,
-        HttpOptions {
-            request_timeout: config.server.request_timeout,
-        },
-    );
+    if config.github.webhook_secrets.is_empty() {
+        tracing::warn!("no github.webhook_secret_env/_file: every webhook will be refused");
+    }
+    let http = HttpOptions {
+        request_timeout: config.server.request_timeout,
+    };
+    let shutdown_timeout = config.server.shutdown_timeout;
+    let state = AppState::new(Arc::new(config), store.clone(), build, shutdown.clone());
+    let app = hoist_api::router(state, http);
 
     let mut components = Components::new();
     let stop = shutdown.clone();
@@ -79,13 +82,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         ("http server", served)
     });
 
-    let outcome = supervise(
-        components,
-        &shutdown,
-        shutdown_signal(),
-        config.server.shutdown_timeout,
-    )
-    .await;
+    let outcome = supervise(components, &shutdown, shutdown_signal(), shutdown_timeout).await;
     store.close().await;
     if outcome.is_ok() {
         tracing::info!("stopped");

@@ -112,3 +112,38 @@ impl Config {
         self.repositories.iter().find(|r| &r.github == github)
     }
 }
+
+impl Config {
+    /// The CI token equal to `presented`, compared in constant time against every token.
+    pub fn ci_token(&self, presented: &str) -> Option<&CiToken> {
+        find_token(presented, self.ci_tokens.iter().map(|t| (&t.token, t)))
+    }
+
+    /// The operator token equal to `presented`, compared in constant time against every token.
+    pub fn api_token(&self, presented: &str) -> Option<&ApiToken> {
+        find_token(presented, self.api_tokens.iter().map(|t| (&t.token, t)))
+    }
+}
+
+/// Compares SHA-256 digests rather than the tokens themselves, so neither the length nor
+/// the first differing byte shows in the timing; every candidate is compared.
+fn find_token<'a, T>(
+    presented: &str,
+    candidates: impl Iterator<Item = (&'a SecretString, &'a T)>,
+) -> Option<&'a T> {
+    use secrecy::ExposeSecret;
+    use sha2::{Digest, Sha256};
+    let presented = Sha256::digest(presented.as_bytes());
+    let mut found = None;
+    for (token, item) in candidates {
+        let expected = Sha256::digest(token.expose_secret().as_bytes());
+        let difference = presented
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if std::hint::black_box(difference) == 0 {
+            found = Some(item);
+        }
+    }
+    found
+}

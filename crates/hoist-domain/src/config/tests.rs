@@ -403,3 +403,19 @@ fn unchecked_secrets_validate_everything_but_the_secrets() {
         .unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
 }
+
+#[test]
+fn tokens_are_found_by_value_only() {
+    let config = ConfigFile::parse(FULL, "full")
+        .unwrap()
+        .validate(&full_env())
+        .unwrap();
+    assert_eq!(config.ci_token(TOKEN).unwrap().name, "ci");
+    assert!(config.ci_token("api-token-0123456789abcdef").is_none());
+    assert_eq!(
+        config.api_token("api-token-0123456789abcdef").unwrap().name,
+        "ops"
+    );
+    assert!(config.api_token(&TOKEN[..TOKEN.len() - 1]).is_none());
+    assert!(config.ci_token("").is_none());
+}

@@ -1,68 +1,12 @@
-use std::time::Duration;
-
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use hoist_store::{Store, StoreOptions};
-use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use super::*;
-
-struct TestApp {
-    router: Router,
-    shutdown: CancellationToken,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreOptions {
-        url: format!("sqlite://{}/hoist.db", dir.path().display()),
-        read_connections: 2,
-        busy_timeout: Duration::from_secs(1),
-    })
-    .await
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let build = BuildInfo {
-        version: "9.9.9".into(),
-        git_sha: "abc1234".into(),
-        built_at: "2026-01-01T00:00:00Z".into(),
-    };
-    let state = AppState::new(store.clone(), build, shutdown.clone());
-    let router = router(
-        state,
-        HttpOptions {
-            request_timeout: Duration::from_secs(5),
-        },
-    );
-    TestApp {
-        router,
-        shutdown,
-        store,
-        _dir: dir,
-    }
-}
-
-async fn send(app: &TestApp, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"));
-    (status, headers, body)
-}
-
-fn get(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).unwrap()
-}
 
 #[tokio::test]
 async fn healthz_reports_the_stamped_build() {
     let app = app().await;
-    let (status, _, body) = send(&app, get("/healthz")).await;
+    let Reply { status, body, .. } = app.send(get("/healthz")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], "9.9.9");
@@ -73,7 +17,7 @@ async fn healthz_reports_the_stamped_build() {
 #[tokio::test]
 async fn readyz_writes_to_the_database_and_reports_draining() {
     let app = app().await;
-    let (status, _, body) = send(&app, get("/readyz")).await;
+    let Reply { status, body, .. } = app.send(get("/readyz")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["database"], "writable");
     let checked_at = body["checked_at"].as_str().unwrap();
@@ -83,7 +27,7 @@ async fn readyz_writes_to_the_database_and_reports_draining() {
     );
 
     app.shutdown.cancel();
-    let (status, _, body) = send(&app, get("/readyz")).await;
+    let Reply { status, body, .. } = app.send(get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "not_ready");
     assert_eq!(body["error"]["message"], "shutting down");
@@ -93,7 +37,7 @@ async fn readyz_writes_to_the_database_and_reports_draining() {
 async fn readyz_fails_when_the_database_cannot_be_written() {
     let app = app().await;
     app.store.close().await;
-    let (status, _, body) = send(&app, get("/readyz")).await;
+    let Reply { status, body, .. } = app.send(get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["message"], "database is not writable");
 }
@@ -101,15 +45,13 @@ async fn readyz_fails_when_the_database_cannot_be_written() {
 #[tokio::test]
 async fn unknown_paths_and_methods_get_the_error_envelope() {
     let app = app().await;
-    let (status, _, body) = send(&app, get("/nope")).await;
+    let Reply { status, body, .. } = app.send(get("/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 
-    let (status, _, body) = send(
-        &app,
-        Request::delete("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let Reply { status, body, .. } = app
+        .send(Request::delete("/healthz").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
@@ -117,7 +59,7 @@ async fn unknown_paths_and_methods_get_the_error_envelope() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let app = app().await;
-    let (_, headers, _) = send(&app, get("/healthz")).await;
+    let Reply { headers, .. } = app.send(get("/healthz")).await;
     let generated = headers.get("x-request-id").unwrap().to_str().unwrap();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
 
@@ -125,7 +67,7 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
         .header("x-request-id", "caller-42")
         .body(Body::empty())
         .unwrap();
-    let (_, headers, _) = send(&app, request).await;
+    let Reply { headers, .. } = app.send(request).await;
     assert_eq!(headers.get("x-request-id").unwrap(), "caller-42");
 }
 
@@ -136,7 +78,7 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
         .header(header::CONTENT_LENGTH, (BODY_LIMIT + 1).to_string())
         .body(Body::from(vec![b'x'; BODY_LIMIT + 1]))
         .unwrap();
-    let (status, _, body) = send(&app, request).await;
+    let Reply { status, body, .. } = app.send(request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"]["code"], "body_too_large");
 }
