@@ -5,11 +5,14 @@
 //! validation. No tokio, no sqlx, no reqwest: the other crates decide *how* to act, this one
 //! decides *what* is valid and what should happen.
 
+mod commit;
 pub mod config;
 pub mod image;
 pub mod platform;
 pub mod repo;
+pub mod tags;
 
+pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};
 pub use platform::{Platform, PlatformError};
 pub use repo::{RepoName, RepoNameError, RepoPattern};
