@@ -157,7 +157,8 @@ fn parse_tag_line(line: LineRef, text: &str) -> Result<TagLine, TagPolicyError> 
             }
         }
     }
-    let mut attrs = Attrs { line, attrs };
+    let attrs = Attrs { line, attrs };
+    // The default priorities are the action's, so pasted lines come out in the same order.
     let (kind_label, kind, default_priority, own_keys): (_, _, _, &[&str]) =
         match kind_name.as_str() {
             "schedule" => ("schedule", LineKind::Schedule, 1000, &["pattern"]),
@@ -293,7 +294,7 @@ impl Attrs {
         })
     }
 
-    fn semver(&mut self) -> Result<LineKind, TagPolicyError> {
+    fn semver(&self) -> Result<LineKind, TagPolicyError> {
         let pattern = self.template("pattern", self.require("semver", "pattern")?)?;
         let extract = match self.get("match") {
             None | Some("") => None,
@@ -317,7 +318,7 @@ impl Attrs {
         })
     }
 
-    fn match_kind(&mut self) -> Result<LineKind, TagPolicyError> {
+    fn match_kind(&self) -> Result<LineKind, TagPolicyError> {
         let source = self.require("match", "pattern")?;
         let pattern = self.match_pattern(source)?;
         let group_text = self.get("group").unwrap_or("0");
@@ -377,7 +378,7 @@ impl Attrs {
         })
     }
 
-    fn edge(&mut self) -> LineKind {
+    fn edge(&self) -> LineKind {
         LineKind::Edge {
             branch: self
                 .get("branch")
@@ -386,7 +387,7 @@ impl Attrs {
         }
     }
 
-    fn ref_kind(&mut self) -> Result<LineKind, TagPolicyError> {
+    fn ref_kind(&self) -> Result<LineKind, TagPolicyError> {
         let event = self.require("ref", "event")?;
         match event {
             "branch" => Ok(LineKind::Ref(RefEvent::Branch)),
@@ -396,12 +397,12 @@ impl Attrs {
         }
     }
 
-    fn raw(&mut self) -> Result<LineKind, TagPolicyError> {
+    fn raw(&self) -> Result<LineKind, TagPolicyError> {
         let value = self.template("value", self.require("raw", "value")?)?;
         Ok(LineKind::Raw { value })
     }
 
-    fn sha(&mut self) -> Result<LineKind, TagPolicyError> {
+    fn sha(&self) -> Result<LineKind, TagPolicyError> {
         match self.get("format").unwrap_or("short") {
             "short" => Ok(LineKind::Sha { long: false }),
             "long" => Ok(LineKind::Sha { long: true }),
