@@ -1,8 +1,8 @@
 //! hoist's pure core.
 //!
 //! Everything here is plain data and functions over it: identifiers that cross crate
-//! boundaries (`Platform`, `ImageRef`, `RepoName`), and the configuration schema with its
-//! validation. No tokio, no sqlx, no reqwest: the other crates decide *how* to act, this one
+//! boundaries (`Platform`, `ImageRef`, `RepoName`), the configuration schema with its
+//! validation, GitHub event parsing, and the tag policy. No tokio, no sqlx, no reqwest: the other crates decide *how* to act, this one
 //! decides *what* is valid and what should happen.
 
 pub mod build;
@@ -13,6 +13,7 @@ pub mod image;
 pub mod job;
 pub mod platform;
 pub mod repo;
+pub mod tags;
 
 pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::tags::TagPolicy;
 use crate::{ImageRef, Platform, RepoName, RepoPattern};
 
 #[derive(Debug, Clone)]
@@ -97,6 +98,8 @@ pub struct Repository {
     pub platforms: Vec<Platform>,
     pub tags: Vec<String>,
     pub flavor: Vec<String>,
+    /// `tags` and `flavor`, parsed.
+    pub tag_policy: TagPolicy,
 }
 
 impl Config {

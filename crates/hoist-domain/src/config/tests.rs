@@ -375,11 +375,11 @@ flavor = [""]
         "repository[0].platforms: must list at least one platform, e.g. \"linux/amd64\"",
         "repository[1].image: \"ghcr.io/Octo-Org/app\" has an invalid repository path \"Octo-Org/app\": lowercase letters, digits and . _ - separators between components",
         "repository[1].platforms[1]: \"linux/amd64\" is already used by repository[1].platforms[0]",
-        "repository[1].tags[0]: must not be empty",
+        "repository[1].tags[0]: empty line",
         "repository[2].github: \"not a repo\" is not a GitHub repository: expected owner/name",
         "repository[2].image: \"octo-org/app\" has no registry host: write it in full, e.g. ghcr.io/owner/name",
         "repository[2].platforms[0]: \"linux\" is not a platform: expected os/arch or os/arch/variant",
-        "repository[3].flavor[0]: must not be empty",
+        "repository[3].flavor[0]: empty line",
         "repository[1].github: \"octo-org/app\" is already used by repository[0].github",
         "repository[3].image: \"ghcr.io/octo-org/app\" is already used by repository[0].image",
     ];
@@ -418,4 +418,30 @@ fn tokens_are_found_by_value_only() {
     );
     assert!(config.api_token(&TOKEN[..TOKEN.len() - 1]).is_none());
     assert!(config.ci_token("").is_none());
+}
+
+#[test]
+fn tag_and_flavor_lines_are_parsed_and_every_bad_one_named() {
+    let toml = r#"
+[[registry]]
+host = "ghcr.io"
+anonymous = true
+[[repository]]
+github = "o/a"
+image = "ghcr.io/o/a"
+platforms = ["linux/amd64"]
+tags = ["type=semver,pattern={{version}}", "type=semvr,pattern={{version}}", "type=sha,prefx=x-"]
+flavor = ["latest=sometimes"]
+"#;
+    let found = problems(toml, &env(&[]));
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert_eq!(found[0], "repository[0].tags[1]: unknown type \"semvr\"");
+    assert!(
+        found[1].starts_with("repository[0].tags[2]: unknown attribute \"prefx\""),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("repository[0].flavor[0]: "),
+        "{found:#?}"
+    );
 }

@@ -13,6 +13,7 @@ use super::resolved::{
     Server,
 };
 use crate::image::is_valid_host;
+use crate::tags::{TagPolicy, TagPolicyError};
 use crate::{ImageRef, Platform, RepoName, RepoPattern};
 
 /// Bearer tokens shorter than this are refused: they would be guessable.
@@ -549,23 +550,50 @@ fn repository(
         let names = platforms.iter().map(ToString::to_string);
         check_unique(c, &format!("{base}.platforms"), "", names);
     }
+    // Each line on its own, so every bad line is reported, not only the first.
+    let no_lines: &[&str] = &[];
     for (j, line) in entry.tags.iter().enumerate() {
-        if line.trim().is_empty() {
-            c.push(format!("{base}.tags[{j}]"), "must not be empty");
+        if let Err(e) = TagPolicy::parse(std::slice::from_ref(line), no_lines) {
+            c.push(format!("{base}.tags[{j}]"), strip_line(&e, "tags[0]: "));
         }
     }
     for (j, line) in entry.flavor.iter().enumerate() {
-        if line.trim().is_empty() {
-            c.push(format!("{base}.flavor[{j}]"), "must not be empty");
+        if let Err(e) = TagPolicy::parse(no_lines, std::slice::from_ref(line)) {
+            c.push(format!("{base}.flavor[{j}]"), strip_line(&e, "flavor[0]: "));
         }
     }
+    // Lines that are fine alone can still clash together (e.g. two `latest=` flavors).
+    let tag_policy = match TagPolicy::parse(&entry.tags, &entry.flavor) {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            if !c.0.iter().any(|p| {
+                p.path.starts_with(&format!("{base}.tags"))
+                    || p.path.starts_with(&format!("{base}.flavor"))
+            }) {
+                let message = e.to_string();
+                let (line, rest) = message.split_once(": ").unwrap_or(("tags", &message));
+                c.push(format!("{base}.{line}"), rest);
+            }
+            None
+        }
+    };
     Some(Repository {
         github: github?,
         image: image?,
         platforms: platforms?,
         tags: entry.tags.clone(),
         flavor: entry.flavor.clone(),
+        tag_policy: tag_policy?,
     })
+}
+
+/// The message of an error about a single line parsed alone, without its `tags[0]: `.
+fn strip_line(error: &TagPolicyError, prefix: &str) -> String {
+    let message = error.to_string();
+    message
+        .strip_prefix(prefix)
+        .map(str::to_owned)
+        .unwrap_or(message)
 }
 
 /// Stands in for every secret without reading it, so a config can be checked where its
