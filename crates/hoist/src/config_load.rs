@@ -42,7 +42,6 @@ pub fn check(path: Option<&Path>, no_secrets: bool) -> ExitCode {
     };
     match file.validate(secrets) {
         Ok(config) => {
-            #[expect(clippy::print_stdout, reason = "the command's output")]
             {
                 let unchecked = if no_secrets { ", secrets not read" } else { "" };
                 println!(
