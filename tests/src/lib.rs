@@ -3,10 +3,14 @@
 //!
 //! - [`Registry`]: the CNCF distribution registry (Debian package `docker-registry`).
 //! - [`Hoist`]: the `hoist` binary of this workspace, started with a config.
+//! - [`image`]: test images as OCI layouts, pushed and inspected with `skopeo`.
+//! - [`Proxy`]: a recording, fault-injecting HTTP proxy in front of a registry.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
 mod hoist;
+pub mod image;
+pub mod proxy;
 mod registry;
 
 use std::net::TcpListener;
@@ -14,6 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use hoist::{Hoist, HoistRun, hoist_bin};
+pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;
 
 /// A loopback port nothing listens on right now.
