@@ -7,7 +7,7 @@ use hoist_tests::image::{Layout, Written, noise, raw_manifest};
 use hoist_tests::{HoistRun, Proxy, Registry};
 
 fn hoist_copy(args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a working folder");
     let mut all = vec!["copy"];
     all.extend_from_slice(args);
     HoistRun::new(dir.path(), &all).output()
