@@ -44,6 +44,13 @@ impl Registry {
         Self::start_in(dir, &auth)
     }
 
+    /// Starts a registry in token mode (`auth: token`) trusting `issuer`, the way GHCR
+    /// authenticates.
+    pub fn start_token(issuer: &crate::TokenIssuer) -> Registry {
+        let dir = tempfile::tempdir().expect("create the registry's temp folder");
+        Self::start_in(dir, &issuer.registry_auth())
+    }
+
     /// Starts a registry in `dir` with `auth` (a YAML `auth:` section, or empty).
     pub fn start_in(dir: TempDir, auth: &str) -> Registry {
         let binary = require_tool("docker-registry", "docker-registry");

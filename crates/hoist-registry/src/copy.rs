@@ -1,6 +1,7 @@
 //! Whole-image copy: one manifest, or an index with every platform, from one repository to
-//! another. Blobs go in parallel (bounded per registry), children before parents, the tag
-//! last; whatever the target already has is skipped after a HEAD.
+//! another. First a plan: the manifests the target lacks (children before parents) and
+//! the blobs they need, each once. Then the blobs in parallel (bounded per registry), the
+//! manifests in order, the tag last. Whatever the target already has costs one HEAD.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use hoist_domain::{Digest, ImageRef};
 
 use crate::blob::BlobOutcome;
 use crate::client::{Client, Repository};
-use crate::manifest::{Contents, Manifest};
+use crate::manifest::{BlobRef, Contents, Manifest};
 use crate::{Error, Result};
 
 /// What a copy did, for logs and for tests that check nothing moved twice.
@@ -53,6 +54,13 @@ impl Counters {
     }
 }
 
+/// What a copy has to write, decided before anything is written.
+#[derive(Debug, Default)]
+struct Plan {
+    manifests: Vec<Manifest>,
+    blobs: Vec<BlobRef>,
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Client {
@@ -81,7 +89,21 @@ impl Client {
             )));
         }
         let counters = Counters::default();
-        self.copy_tree(&from, &to, &root, &counters).await?;
+        let mut plan = Plan::default();
+        self.plan(&from, &to, root.clone(), &mut plan, &counters)
+            .await?;
+        let copies = plan.blobs.iter().map(|blob| async {
+            let outcome = self.copy_blob(&from, &to, &blob.digest, blob.size).await?;
+            counters.blob(outcome);
+            Ok::<_, Error>(())
+        });
+        try_join_all(copies).await?;
+        // Children were planned before their parents: each PUT finds what it refers to.
+        for manifest in &plan.manifests {
+            self.put_manifest(&to, manifest.digest.as_str(), manifest)
+                .await?;
+            counters.manifests_written.fetch_add(1, Ordering::Relaxed);
+        }
         let tag = match (target.tag(), target.digest()) {
             (Some(tag), _) => Some(tag.to_owned()),
             (None, None) => source.tag().map(str::to_owned),
@@ -107,41 +129,48 @@ impl Client {
         })
     }
 
-    /// Copies a manifest and everything under it, then the manifest itself by digest.
-    /// A manifest the target already has is complete there (registries refuse a manifest
-    /// whose references are missing), so its subtree is skipped.
-    fn copy_tree<'a>(
+    /// Walks the manifest tree and lists what the target lacks: manifests in the order to
+    /// write them (children first) and the blobs they need, each once however many
+    /// platforms share it. A manifest the target already has is complete there (registries
+    /// refuse a manifest whose references are missing), so its subtree is skipped.
+    fn plan<'a>(
         &'a self,
         from: &'a Repository,
         to: &'a Repository,
-        manifest: &'a Manifest,
+        manifest: Manifest,
+        plan: &'a mut Plan,
         counters: &'a Counters,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let digest = manifest.digest.as_str();
-            if self.manifest_head(to, digest).await?.is_some() {
+            if plan.manifests.iter().any(|m| m.digest == manifest.digest) {
+                return Ok(());
+            }
+            if self
+                .manifest_head(to, manifest.digest.as_str())
+                .await?
+                .is_some()
+            {
                 counters.manifests_present.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             match manifest.contents()? {
                 Contents::Image { blobs } => {
-                    let copies = blobs.iter().map(|blob| async move {
-                        let outcome = self.copy_blob(from, to, &blob.digest, blob.size).await?;
-                        counters.blob(outcome);
-                        Ok::<_, Error>(())
-                    });
-                    try_join_all(copies).await?;
+                    for blob in blobs {
+                        if !plan.blobs.contains(&blob) {
+                            plan.blobs.push(blob);
+                        }
+                    }
                 }
                 Contents::Index { children } => {
-                    let copies = children.iter().map(|child| async move {
-                        let manifest = self.manifest(from, child.digest.as_str()).await?;
-                        self.copy_tree(from, to, &manifest, counters).await
-                    });
-                    try_join_all(copies).await?;
+                    let fetches = children
+                        .iter()
+                        .map(|child| self.manifest(from, child.digest.as_str()));
+                    for child in try_join_all(fetches).await? {
+                        self.plan(from, to, child, plan, counters).await?;
+                    }
                 }
             }
-            self.put_manifest(to, digest, manifest).await?;
-            counters.manifests_written.fetch_add(1, Ordering::Relaxed);
+            plan.manifests.push(manifest);
             Ok(())
         })
     }
