@@ -40,7 +40,12 @@ impl Backoff {
     /// clients that failed together do not retry together. A server hint is honoured as is,
     /// never shortened; a hint shorter than the computed delay still waits the hint (the
     /// server knows best when it will be ready).
-    pub fn delay(&self, failed: u32, jitter: f64, server_hint: Option<Duration>) -> Option<Duration> {
+    pub fn delay(
+        &self,
+        failed: u32,
+        jitter: f64,
+        server_hint: Option<Duration>,
+    ) -> Option<Duration> {
         if failed == 0 || failed >= self.max_attempts {
             return None;
         }
@@ -76,7 +81,9 @@ mod tests {
         let full: Vec<_> = (1..6).map(|n| p.delay(n, 1.0, None).unwrap()).collect();
         assert_eq!(
             full,
-            [100, 200, 400, 800, 1000].map(Duration::from_millis).to_vec()
+            [100, 200, 400, 800, 1000]
+                .map(Duration::from_millis)
+                .to_vec()
         );
     }
 
