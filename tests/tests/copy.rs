@@ -261,3 +261,58 @@ fn a_registry_that_wants_credentials_says_so_when_none_are_given() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_registry_configured_for_chunks_gets_patches_of_at_most_chunk_size() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    let proxy = Proxy::start(dst.port());
+    let mut layout = Layout::new();
+    let image = multi_layer_image(&mut layout);
+    layout.push("1.0", &format!("{}/team/app:1.0", src.host()), None);
+    let dir = tempfile::tempdir().expect("a working folder");
+    std::fs::write(
+        dir.path().join("hoist.toml"),
+        format!(
+            "[[registry]]\nhost = \"{}\"\nanonymous = true\ninsecure = true\nchunk_size = 65536\n",
+            proxy.host()
+        ),
+    )
+    .expect("write hoist.toml");
+    let output = HoistRun::new(
+        dir.path(),
+        &[
+            "--config",
+            "hoist.toml",
+            "copy",
+            "--insecure-registry",
+            &src.host(),
+            &format!("{}/team/app:1.0", src.host()),
+            &format!("{}/team/app:1.0", proxy.host()),
+        ],
+    )
+    .output();
+    assert_ok(&output);
+
+    let patches: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect();
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.body_bytes <= 65536 && p.status == 202)
+    );
+    let patched: u64 = patches.iter().map(|p| p.body_bytes).sum();
+    assert_eq!(patched, (1 << 20) + (300 << 10) + 10 + config_size(&image));
+    assert!(patches.len() >= 16 + 5, "{} patches", patches.len());
+    let copied = raw_manifest(&format!("{}/team/app:1.0", dst.host()), None);
+    assert_eq!(Some(copied), image.bytes_if_manifest);
+}
+
+fn config_size(manifest: &Written) -> u64 {
+    let json: serde_json::Value =
+        serde_json::from_slice(manifest.bytes_if_manifest.as_deref().expect("a manifest"))
+            .expect("manifest JSON");
+    json["config"]["size"].as_u64().expect("config size")
+}
