@@ -3,18 +3,26 @@
 //!
 //! - [`Registry`]: the CNCF distribution registry (Debian package `docker-registry`).
 //! - [`Hoist`]: the `hoist` binary of this workspace, started with a config.
+//! - [`image`]: test images as OCI layouts, pushed and inspected with `skopeo`.
+//! - [`Proxy`]: a recording, fault-injecting HTTP proxy in front of a registry.
+//! - [`TokenIssuer`]: a JWT token service for registries in `auth: token` mode.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
 mod hoist;
+pub mod image;
+pub mod proxy;
 mod registry;
+pub mod token;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use hoist::{Hoist, HoistRun, hoist_bin};
+pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;
+pub use token::TokenIssuer;
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {

@@ -21,8 +21,39 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry without authentication and waits until `/v2/` answers.
     pub fn start() -> Registry {
-        let binary = require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().expect("create the registry's temp folder");
+        Self::start_in(dir, "")
+    }
+
+    /// Starts a registry that accepts only `username`/`password` (HTTP Basic, htpasswd
+    /// file hashed with bcrypt by `htpasswd` from apache2-utils).
+    pub fn start_htpasswd(username: &str, password: &str) -> Registry {
+        let htpasswd = require_tool("htpasswd", "apache2-utils");
+        let dir = tempfile::tempdir().expect("create the registry's temp folder");
+        let file = dir.path().join("htpasswd");
+        let output = Command::new(htpasswd)
+            .args(["-Bbn", username, password])
+            .output()
+            .expect("run htpasswd");
+        assert!(output.status.success(), "htpasswd failed");
+        std::fs::write(&file, output.stdout).expect("write the htpasswd file");
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: hoist-test\n    path: {}\n",
+            file.display()
+        );
+        Self::start_in(dir, &auth)
+    }
+
+    /// Starts a registry in token mode (`auth: token`) trusting `issuer`, the way GHCR
+    /// authenticates.
+    pub fn start_token(issuer: &crate::TokenIssuer) -> Registry {
+        let dir = tempfile::tempdir().expect("create the registry's temp folder");
+        Self::start_in(dir, &issuer.registry_auth())
+    }
+
+    /// Starts a registry in `dir` with `auth` (a YAML `auth:` section, or empty).
+    pub fn start_in(dir: TempDir, auth: &str) -> Registry {
+        let binary = require_tool("docker-registry", "docker-registry");
         let port = free_port();
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -32,7 +63,7 @@ impl Registry {
                  log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n\
-                 health:\n  storagedriver:\n    enabled: false\n",
+                 health:\n  storagedriver:\n    enabled: false\n{auth}",
                 root = dir.path().join("storage").display(),
             ),
         )
@@ -56,10 +87,11 @@ impl Registry {
                 if let Ok(Some(status)) = registry.child.try_wait() {
                     panic!("docker-registry exited with {status}:\n{}", registry.log());
                 }
+                // 401 is the answer of a registry that wants credentials: it is up.
                 client
                     .get(&url)
                     .send()
-                    .is_ok_and(|r| r.status().is_success())
+                    .is_ok_and(|r| r.status().is_success() || r.status() == 401)
             },
         );
         registry

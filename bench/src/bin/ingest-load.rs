@@ -88,7 +88,7 @@ impl Generator {
                 signature,
             };
         }
-        let (event, body) = if n % 2 == 0 {
+        let (event, body) = if n.is_multiple_of(2) {
             let mut body = self.release.clone();
             body["release"]["id"] = json!(1_000_000 + n);
             body["release"]["tag_name"] = json!(format!("v{}.{}.0", n / 1000, n % 1000));

@@ -2,9 +2,11 @@
 //!
 //! Everything here is plain data and functions over it: identifiers that cross crate
 //! boundaries (`Platform`, `ImageRef`, `RepoName`), the configuration schema with its
-//! validation, GitHub event parsing, and the tag policy. No tokio, no sqlx, no reqwest: the other crates decide *how* to act, this one
-//! decides *what* is valid and what should happen.
+//! validation, GitHub event parsing, the tag policy and the retry backoff policy. No tokio,
+//! no sqlx, no reqwest: the other crates decide *how* to act, this one decides *what* is
+//! valid and what should happen.
 
+pub mod backoff;
 pub mod build;
 mod commit;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod platform;
 pub mod repo;
 pub mod tags;
 
+pub use backoff::Backoff;
 pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};
 pub use platform::{Platform, PlatformError};

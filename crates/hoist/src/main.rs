@@ -1,6 +1,7 @@
 //! The `hoist` binary: command-line parsing, logging set-up, and the commands.
 
 mod config_load;
+mod copy;
 mod healthcheck;
 mod logging;
 mod serve;
@@ -54,6 +55,24 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+    /// Copy an image, or an index with all its platforms, from one registry to another
+    /// (like `skopeo copy --all`). Credentials come from the config's [[registry]] entries
+    /// unless given here.
+    Copy {
+        /// Source: host[:port]/path:tag or host[:port]/path@sha256:...
+        source: String,
+        /// Target: host[:port]/path[:tag]; without a tag, the source's tag is used.
+        target: String,
+        /// Source registry credentials, USER:PASS.
+        #[arg(long = "src-creds", env = "HOIST_SRC_CREDS", hide_env_values = true)]
+        src_creds: Option<String>,
+        /// Target registry credentials, USER:PASS.
+        #[arg(long = "dest-creds", env = "HOIST_DEST_CREDS", hide_env_values = true)]
+        dest_creds: Option<String>,
+        /// Use plain http for this registry host (repeatable; local registries only).
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure_registry: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +100,23 @@ fn main() -> ExitCode {
         Command::Serve => {
             logging::init(cli.log_format);
             run_async(serve::serve(cli.config))
+        }
+        Command::Copy {
+            source,
+            target,
+            src_creds,
+            dest_creds,
+            insecure_registry,
+        } => {
+            logging::init(cli.log_format);
+            let args = copy::CopyArgs {
+                source,
+                target,
+                source_credentials: src_creds,
+                target_credentials: dest_creds,
+                insecure_registries: insecure_registry,
+            };
+            run_async(copy::run(cli.config.as_deref(), args))
         }
         Command::Migrate => {
             logging::init(cli.log_format);

@@ -132,6 +132,17 @@ pub struct RegistryEntry {
     /// Plain http instead of https (local registries only). Default `false`.
     #[serde(default)]
     pub insecure: bool,
+    /// Blob transfers to or from this registry at once. Default `4`.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Upload blobs in PATCH chunks of at most this many bytes instead of one streaming PUT
+    /// (GHCR caps a chunk at 4 MiB: `chunk_size = 4194304`). Default: none (one PUT).
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+fn default_concurrency() -> u32 {
+    4
 }
 
 /// One GitHub repository and the image hoist publishes for it.

@@ -89,6 +89,10 @@ pub struct Registry {
     pub host: String,
     pub credentials: Credentials,
     pub insecure: bool,
+    /// Blob transfers at once, at least 1.
+    pub concurrency: u32,
+    /// PATCH chunk size in bytes for blob uploads; `None` uploads in one streaming PUT.
+    pub chunk_size: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -496,11 +496,29 @@ fn registry(
             None
         }
     };
-    host_ok.then_some(())?;
+    let concurrency_ok = (1..=64).contains(&entry.concurrency);
+    if !concurrency_ok {
+        c.push(
+            format!("{base}.concurrency"),
+            format!("{} is out of range: 1 to 64", entry.concurrency),
+        );
+    }
+    let chunk_ok = entry
+        .chunk_size
+        .is_none_or(|size| (64 * 1024..=512 * 1024 * 1024).contains(&size));
+    if !chunk_ok {
+        c.push(
+            format!("{base}.chunk_size"),
+            "is out of range: 65536 (64 KiB) to 536870912 (512 MiB) bytes",
+        );
+    }
+    (host_ok && concurrency_ok && chunk_ok).then_some(())?;
     Some(Registry {
         host: entry.host.clone(),
         credentials: credentials?,
         insecure: entry.insecure,
+        concurrency: entry.concurrency,
+        chunk_size: entry.chunk_size,
     })
 }
 

@@ -1,0 +1,530 @@
+//! The client: one per process, shared by every task. It knows each registry's settings and
+//! auth challenge, holds the token cache and the per-registry transfer limits, and sends
+//! every request through one path that signs it in, retries what is retryable and maps
+//! refusals to [`Error`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hoist_domain::{Backoff, ImageRef};
+use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::auth::{Challenge, Credentials, Scope, Token, TokenCache, parse_challenge};
+use crate::retry::{jitter, parse_retry_after_header, parse_retry_after_text};
+use crate::{Error, Result};
+
+/// How to reach and use one registry host.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// `host[:port]` as image references name it.
+    pub host: String,
+    pub credentials: Credentials,
+    /// Plain http instead of https.
+    pub insecure: bool,
+    /// Blob transfers to or from this registry at once.
+    pub concurrency: usize,
+    /// Upload blobs in PATCH chunks of this many bytes; `None` = one streaming PUT.
+    pub chunk_size: Option<u64>,
+}
+
+impl RegistrySettings {
+    /// Anonymous https with the defaults: 4 transfers at once, streaming PUT uploads.
+    pub fn new(host: &str) -> RegistrySettings {
+        RegistrySettings {
+            host: host.to_owned(),
+            credentials: Credentials::Anonymous,
+            insecure: false,
+            concurrency: 4,
+            chunk_size: None,
+        }
+    }
+}
+
+impl From<&hoist_domain::config::Registry> for RegistrySettings {
+    fn from(registry: &hoist_domain::config::Registry) -> Self {
+        RegistrySettings {
+            host: registry.host.clone(),
+            credentials: (&registry.credentials).into(),
+            insecure: registry.insecure,
+            concurrency: usize::try_from(registry.concurrency.max(1)).unwrap_or(4),
+            chunk_size: registry.chunk_size,
+        }
+    }
+}
+
+/// A repository in a registry: the unit blobs, manifests and token scopes belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    pub host: String,
+    pub path: String,
+}
+
+impl Repository {
+    pub fn of(image: &ImageRef) -> Repository {
+        Repository {
+            host: image.registry().to_owned(),
+            path: image.repository().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.host, self.path)
+    }
+}
+
+/// The state kept per registry host.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub settings: RegistrySettings,
+    pub base_url: String,
+    challenge: Mutex<Option<Challenge>>,
+    pub transfers: Arc<Semaphore>,
+}
+
+impl Host {
+    fn challenge(&self) -> Option<Challenge> {
+        self.challenge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The OCI distribution client. Cheap to clone; clones share tokens and limits.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    settings: Vec<RegistrySettings>,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    tokens: TokenCache,
+    backoff: Backoff,
+}
+
+/// What is sent when a request is made: the signed-in request and the token it carried.
+struct Signed {
+    request: RequestBuilder,
+    token: Option<SecretString>,
+}
+
+impl Client {
+    /// A client for the given registries; a host not listed is used anonymously over https
+    /// with the default limits.
+    pub fn new(settings: Vec<RegistrySettings>, backoff: Backoff) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| Error::Transport {
+                what: "building the HTTP client".to_owned(),
+                source,
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                settings,
+                hosts: Mutex::default(),
+                tokens: TokenCache::default(),
+                backoff,
+            }),
+        })
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn host(&self, name: &str) -> Arc<Host> {
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        hosts
+            .entry(name.to_ascii_lowercase())
+            .or_insert_with(|| {
+                let settings = self
+                    .inner
+                    .settings
+                    .iter()
+                    .find(|s| s.host.eq_ignore_ascii_case(name))
+                    .cloned()
+                    .unwrap_or_else(|| RegistrySettings::new(name));
+                let scheme = if settings.insecure { "http" } else { "https" };
+                Arc::new(Host {
+                    base_url: format!("{scheme}://{}", settings.host),
+                    transfers: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+                    settings,
+                    challenge: Mutex::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// `base/v2/<repository>/<rest>`.
+    pub(crate) fn url(&self, repository: &Repository, rest: &str) -> String {
+        format!(
+            "{}/v2/{}/{rest}",
+            self.host(&repository.host).base_url,
+            repository.path
+        )
+    }
+
+    /// Signs a request in the way the host last asked for.
+    async fn sign(
+        &self,
+        host: &Host,
+        scope: &Scope,
+        request: RequestBuilder,
+        refused: Option<&SecretString>,
+    ) -> Result<Signed> {
+        match host.challenge() {
+            None => Ok(Signed {
+                request,
+                token: None,
+            }),
+            Some(Challenge::Basic) => Ok(Signed {
+                request: host.settings.credentials.apply_basic(request),
+                token: None,
+            }),
+            Some(Challenge::Bearer { realm, service }) => {
+                let token = self
+                    .inner
+                    .tokens
+                    .token(
+                        &host.settings.host,
+                        &host.settings.credentials,
+                        scope,
+                        refused,
+                        || self.fetch_token(host, &realm, service.as_deref(), scope),
+                    )
+                    .await?;
+                Ok(Signed {
+                    request: request.bearer_auth(token.expose_secret()),
+                    token: Some(token),
+                })
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        host: &Host,
+        realm: &str,
+        service: Option<&str>,
+        scope: &Scope,
+    ) -> Result<Token> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        for item in scope.items() {
+            query.push(("scope", item));
+        }
+        let name = &host.settings.host;
+        tracing::debug!(registry = %name, scope = ?scope.items(), "fetching a registry token");
+        let response = self
+            .with_retries(&format!("token for {name}"), || {
+                let request = self.inner.http.get(realm).query(&query);
+                host.settings.credentials.apply_basic(request).send()
+            })
+            .await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let what = match host.settings.credentials {
+                Credentials::Anonymous => "anonymous access refused; give credentials",
+                Credentials::Basic { .. } => "the token service refused the username/password",
+            };
+            return Err(Error::Auth {
+                host: name.clone(),
+                message: format!("{what} ({status})"),
+            });
+        }
+        let response = expect(response, "GET", &[StatusCode::OK]).await?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let answer: Answer = response.json().await.map_err(|e| Error::Protocol {
+            host: name.clone(),
+            message: format!("unreadable token answer: {e}"),
+        })?;
+        let value = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Protocol {
+                host: name.clone(),
+                message: "token answer without a token".to_owned(),
+            })?;
+        Ok(Token::new(value, answer.expires_in, Instant::now()))
+    }
+
+    /// Retries a request that carries no auth (token fetches) on retryable failures.
+    async fn with_retries<F, Fut>(&self, what: &str, send: F) -> Result<Response>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = reqwest::Result<Response>>,
+    {
+        let mut failed = 0;
+        loop {
+            let outcome = match send().await {
+                Ok(response) if is_retryable_status(response.status()) => {
+                    Err(status_error(response, "GET").await)
+                }
+                Ok(response) => return Ok(response),
+                Err(source) => Err(Error::Transport {
+                    what: what.to_owned(),
+                    source,
+                }),
+            };
+            failed += 1;
+            self.pause_or_fail(outcome, failed).await?;
+        }
+    }
+
+    /// Sleeps before the next attempt, or gives back the error when it is final.
+    pub(crate) async fn pause_or_fail(&self, outcome: Result<Response>, failed: u32) -> Result<()> {
+        let error = match outcome {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        if !error.is_retryable() {
+            return Err(error);
+        }
+        match self
+            .inner
+            .backoff
+            .delay(failed, jitter(), error.retry_after())
+        {
+            Some(delay) => {
+                tracing::info!(error = %error, attempt = failed, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            None => Err(error),
+        }
+    }
+
+    /// Sends a request that can be rebuilt (no streaming body): signs it in, answers
+    /// challenges, retries retryable failures with backoff. Returns the first response that
+    /// is neither a challenge nor retryable; the caller judges its status.
+    pub(crate) async fn send<F>(
+        &self,
+        repository: &Repository,
+        scope: &Scope,
+        method: &str,
+        build: F,
+    ) -> Result<Response>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let host = self.host(&repository.host);
+        let mut failed = 0;
+        let mut challenges = 0;
+        let mut refused: Option<SecretString> = None;
+        loop {
+            let Signed { request, token } = self
+                .sign(&host, scope, build(&self.inner.http), refused.as_ref())
+                .await?;
+            let outcome = match request.send().await {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                    challenges += 1;
+                    refused = self.answer_challenge(&host, &response, token, challenges)?;
+                    continue;
+                }
+                Ok(response) if is_retryable_status(response.status()) => {
+                    Err(status_error(response, method).await)
+                }
+                Ok(response) => return Ok(response),
+                Err(source) => Err(Error::Transport {
+                    what: format!("{method} {repository}"),
+                    source,
+                }),
+            };
+            failed += 1;
+            self.pause_or_fail(outcome, failed).await?;
+        }
+    }
+
+    /// Sends a request whose body cannot be replayed (a streamed upload) once, signed in.
+    /// A 401 here (a token expiring mid-upload) is a retryable error: the caller starts a
+    /// new upload session, which fetches a fresh token.
+    pub(crate) async fn send_once(
+        &self,
+        repository: &Repository,
+        scope: &Scope,
+        method: &str,
+        request: RequestBuilder,
+    ) -> Result<Response> {
+        let host = self.host(&repository.host);
+        let signed = self.sign(&host, scope, request, None).await?;
+        let token = signed.token.clone();
+        let response = signed
+            .request
+            .send()
+            .await
+            .map_err(|source| Error::Transport {
+                what: format!("{method} {repository}"),
+                source,
+            })?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            // Forget the token so the next session fetches another one.
+            if let Some(token) = token {
+                let _ = self
+                    .inner
+                    .tokens
+                    .token(
+                        &host.settings.host,
+                        &host.settings.credentials,
+                        scope,
+                        Some(&token),
+                        || async {
+                            Err(Error::TokenExpired {
+                                host: host.settings.host.clone(),
+                            })
+                        },
+                    )
+                    .await;
+            }
+            return Err(Error::TokenExpired {
+                host: host.settings.host.clone(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Learns the challenge from a 401. Returns the token to treat as refused, or the
+    /// final authentication error when signing in again cannot help.
+    fn answer_challenge(
+        &self,
+        host: &Host,
+        response: &Response,
+        token: Option<SecretString>,
+        challenges: u32,
+    ) -> Result<Option<SecretString>> {
+        let name = &host.settings.host;
+        let header = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let challenge = parse_challenge(header).ok_or_else(|| Error::Auth {
+            host: name.clone(),
+            message: format!("401 with an unusable WWW-Authenticate {header:?}"),
+        })?;
+        let anonymous = matches!(host.settings.credentials, Credentials::Anonymous);
+        let known = host.challenge();
+        let first_time = known.as_ref() != Some(&challenge);
+        *host
+            .challenge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(challenge.clone());
+        match challenge {
+            Challenge::Basic if anonymous => Err(Error::Auth {
+                host: name.clone(),
+                message: "the registry asks for a username and password; none were given"
+                    .to_owned(),
+            }),
+            Challenge::Basic if first_time && challenges <= 2 => Ok(None),
+            Challenge::Basic => Err(Error::Auth {
+                host: name.clone(),
+                message: "the registry refused the username/password (401)".to_owned(),
+            }),
+            // A fresh token was refused, or a second refresh did not help: the credentials
+            // do not grant this access.
+            Challenge::Bearer { .. } if challenges <= 2 => Ok(token),
+            Challenge::Bearer { .. } => Err(Error::Auth {
+                host: name.clone(),
+                message: "the registry refused the token it issued: the credentials lack \
+                          access to this repository"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Turns a response into an error carrying the registry's error code and message and any
+/// wait it asked for.
+pub(crate) async fn status_error(response: Response, method: &str) -> Error {
+    let status = response.status().as_u16();
+    let url = redact_query(response.url());
+    let header_hint = retry_after_header(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    let text_hint = parse_retry_after_text(&body);
+    let (code, message) = registry_error(&body);
+    Error::Status {
+        method: method.to_owned(),
+        url,
+        status,
+        code,
+        message,
+        retry_after: header_hint.or(text_hint),
+    }
+}
+
+/// The response itself when its status is one of `ok`, else the error it describes.
+pub(crate) async fn expect(
+    response: Response,
+    method: &str,
+    ok: &[StatusCode],
+) -> Result<Response> {
+    if ok.contains(&response.status()) {
+        Ok(response)
+    } else {
+        Err(status_error(response, method).await)
+    }
+}
+
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after_header)
+}
+
+/// Upload URLs carry session state (`_state=` in distribution); keep logs short and clean.
+fn redact_query(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
+/// `{"errors":[{"code":"...","message":"..."}]}` -> (code, message); other bodies are
+/// kept as text, cut short.
+fn registry_error(body: &str) -> (Option<String>, String) {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    if let Ok(parsed) = serde_json::from_str::<Errors>(body)
+        && let Some(first) = parsed.errors.into_iter().next()
+    {
+        return (first.code, first.message.unwrap_or_default());
+    }
+    let text: String = body.trim().chars().take(300).collect();
+    (None, text)
+}

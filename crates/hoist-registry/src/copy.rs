@@ -1,0 +1,177 @@
+//! Whole-image copy: one manifest, or an index with every platform, from one repository to
+//! another. First a plan: the manifests the target lacks (children before parents) and
+//! the blobs they need, each once. Then the blobs in parallel (bounded per registry), the
+//! manifests in order, the tag last. Whatever the target already has costs one HEAD.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::future::try_join_all;
+use hoist_domain::{Digest, ImageRef};
+
+use crate::blob::BlobOutcome;
+use crate::client::{Client, Repository};
+use crate::manifest::{BlobRef, Contents, Manifest};
+use crate::{Error, Result};
+
+/// What a copy did, for logs and for tests that check nothing moved twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// The digest of the copied manifest or index (the same on both sides).
+    pub digest: Digest,
+    pub media_type: String,
+    /// The tag written on the target, if any.
+    pub tag: Option<String>,
+    pub manifests_written: u64,
+    pub manifests_present: u64,
+    pub blobs_present: u64,
+    pub blobs_mounted: u64,
+    pub blobs_uploaded: u64,
+    pub bytes_uploaded: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    manifests_written: AtomicU64,
+    manifests_present: AtomicU64,
+    blobs_present: AtomicU64,
+    blobs_mounted: AtomicU64,
+    blobs_uploaded: AtomicU64,
+    bytes_uploaded: AtomicU64,
+}
+
+impl Counters {
+    fn blob(&self, outcome: BlobOutcome) {
+        match outcome {
+            BlobOutcome::Present => self.blobs_present.fetch_add(1, Ordering::Relaxed),
+            BlobOutcome::Mounted => self.blobs_mounted.fetch_add(1, Ordering::Relaxed),
+            BlobOutcome::Uploaded(bytes) => {
+                self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
+                self.blobs_uploaded.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// What a copy has to write, decided before anything is written.
+#[derive(Debug, Default)]
+struct Plan {
+    manifests: Vec<Manifest>,
+    blobs: Vec<BlobRef>,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl Client {
+    /// Copies `source` (a tag or digest; an index with all its platforms) to `target`, like
+    /// `skopeo copy --all`. The target's tag is written last; a target without tag or
+    /// digest gets the source's tag; a target digest must be the source's.
+    pub async fn copy_image(&self, source: &ImageRef, target: &ImageRef) -> Result<CopyReport> {
+        let reference = match (source.digest(), source.tag()) {
+            (Some(digest), _) => digest.to_string(),
+            (None, Some(tag)) => tag.to_owned(),
+            (None, None) => {
+                return Err(Error::Unsupported(format!(
+                    "{source} names neither a tag nor a digest"
+                )));
+            }
+        };
+        let from = Repository::of(source);
+        let to = Repository::of(target);
+        let root = self.manifest(&from, &reference).await?;
+        if let Some(wanted) = target.digest()
+            && wanted != &root.digest
+        {
+            return Err(Error::Unsupported(format!(
+                "{target} asks for digest {wanted}, but {source} is {}",
+                root.digest
+            )));
+        }
+        let counters = Counters::default();
+        let mut plan = Plan::default();
+        self.plan(&from, &to, root.clone(), &mut plan, &counters)
+            .await?;
+        let copies = plan.blobs.iter().map(|blob| async {
+            let outcome = self.copy_blob(&from, &to, &blob.digest, blob.size).await?;
+            counters.blob(outcome);
+            Ok::<_, Error>(())
+        });
+        try_join_all(copies).await?;
+        // Children were planned before their parents: each PUT finds what it refers to.
+        for manifest in &plan.manifests {
+            self.put_manifest(&to, manifest.digest.as_str(), manifest)
+                .await?;
+            counters.manifests_written.fetch_add(1, Ordering::Relaxed);
+        }
+        let tag = match (target.tag(), target.digest()) {
+            (Some(tag), _) => Some(tag.to_owned()),
+            (None, None) => source.tag().map(str::to_owned),
+            (None, Some(_)) => None,
+        };
+        if let Some(tag) = &tag {
+            let current = self.manifest_head(&to, tag).await?;
+            if current.and_then(|head| head.digest).as_ref() != Some(&root.digest) {
+                self.put_manifest(&to, tag, &root).await?;
+            }
+        }
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Ok(CopyReport {
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+            tag,
+            manifests_written: load(&counters.manifests_written),
+            manifests_present: load(&counters.manifests_present),
+            blobs_present: load(&counters.blobs_present),
+            blobs_mounted: load(&counters.blobs_mounted),
+            blobs_uploaded: load(&counters.blobs_uploaded),
+            bytes_uploaded: load(&counters.bytes_uploaded),
+        })
+    }
+
+    /// Walks the manifest tree and lists what the target lacks: manifests in the order to
+    /// write them (children first) and the blobs they need, each once however many
+    /// platforms share it. A manifest the target already has is complete there (registries
+    /// refuse a manifest whose references are missing), so its subtree is skipped.
+    fn plan<'a>(
+        &'a self,
+        from: &'a Repository,
+        to: &'a Repository,
+        manifest: Manifest,
+        plan: &'a mut Plan,
+        counters: &'a Counters,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if plan.manifests.iter().any(|m| m.digest == manifest.digest) {
+                return Ok(());
+            }
+            if self
+                .manifest_head(to, manifest.digest.as_str())
+                .await?
+                .is_some()
+            {
+                counters.manifests_present.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            match manifest.contents()? {
+                Contents::Image { blobs } => {
+                    for blob in blobs {
+                        if !plan.blobs.contains(&blob) {
+                            plan.blobs.push(blob);
+                        }
+                    }
+                }
+                Contents::Index { children } => {
+                    let fetches = children
+                        .iter()
+                        .map(|child| self.manifest(from, child.digest.as_str()));
+                    for child in try_join_all(fetches).await? {
+                        self.plan(from, to, child, plan, counters).await?;
+                    }
+                }
+            }
+            plan.manifests.push(manifest);
+            Ok(())
+        })
+    }
+}

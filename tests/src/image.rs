@@ -1,0 +1,229 @@
+//! Test images written as OCI image layouts, pushed and inspected with `skopeo`, the
+//! independent client the tests judge hoist by.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+use crate::require_tool;
+
+/// A blob or manifest as written: digest, size and media type.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    pub bytes_if_manifest: Option<Vec<u8>>,
+}
+
+/// An OCI image layout in a temp folder.
+#[derive(Debug)]
+pub struct Layout {
+    dir: TempDir,
+    refs: Vec<(String, Written)>,
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a test's blobs are distinct and
+/// incompressible without a random source.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    let hex: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+impl Layout {
+    pub fn new() -> Layout {
+        let dir = tempfile::tempdir().expect("create a layout folder");
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).expect("create blobs/");
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("write oci-layout");
+        Layout {
+            dir,
+            refs: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a blob and describes it.
+    pub fn blob(&self, media_type: &str, bytes: &[u8]) -> Written {
+        let digest = sha256(bytes);
+        let file = self.blob_path(&digest);
+        std::fs::write(&file, bytes).expect("write a blob");
+        Written {
+            digest,
+            size: bytes.len() as u64,
+            media_type: media_type.to_owned(),
+            bytes_if_manifest: None,
+        }
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        self.dir.path().join("blobs/sha256").join(hex)
+    }
+
+    /// Writes an OCI image manifest with a config for `os/arch` and the given layers.
+    pub fn image(&self, os: &str, arch: &str, layers: &[Vec<u8>]) -> Written {
+        let layers: Vec<Written> = layers
+            .iter()
+            .map(|l| self.blob("application/vnd.oci.image.layer.v1.tar", l))
+            .collect();
+        let diff_ids: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": os,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {},
+        });
+        let config = self.blob(
+            "application/vnd.oci.image.config.v1+json",
+            &serde_json::to_vec(&config).expect("config JSON"),
+        );
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": descriptor(&config),
+            "layers": layers.iter().map(descriptor).collect::<Vec<_>>(),
+        });
+        self.manifest("application/vnd.oci.image.manifest.v1+json", &manifest)
+    }
+
+    /// Writes an OCI index over image manifests, each with its platform.
+    pub fn index(&self, children: &[(&Written, &str, &str)]) -> Written {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|(child, os, arch)| {
+                let mut d = descriptor(child);
+                d["platform"] = serde_json::json!({"os": os, "architecture": arch});
+                d
+            })
+            .collect();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+            "annotations": {"org.opencontainers.image.source": "https://example.com/hoist-test"},
+        });
+        self.manifest("application/vnd.oci.image.index.v1+json", &index)
+    }
+
+    fn manifest(&self, media_type: &str, json: &serde_json::Value) -> Written {
+        let bytes = serde_json::to_vec_pretty(json).expect("manifest JSON");
+        let mut written = self.blob(media_type, &bytes);
+        written.bytes_if_manifest = Some(bytes);
+        written
+    }
+
+    /// Names `manifest` as `tag` in the layout's index.json.
+    pub fn tag(&mut self, tag: &str, manifest: &Written) {
+        self.refs.push((tag.to_owned(), manifest.clone()));
+        let manifests: Vec<serde_json::Value> = self
+            .refs
+            .iter()
+            .map(|(tag, m)| {
+                let mut d = descriptor(m);
+                d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+                d
+            })
+            .collect();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        std::fs::write(
+            self.dir.path().join("index.json"),
+            serde_json::to_vec(&index).expect("index JSON"),
+        )
+        .expect("write index.json");
+    }
+
+    /// Pushes the manifest tagged `tag` (an index with all its platforms) to `target` over
+    /// plain http with skopeo, keeping every digest.
+    pub fn push(&self, tag: &str, target: &str, creds: Option<&str>) {
+        let source = format!("oci:{}:{tag}", self.dir.path().display());
+        let mut args = vec![
+            "copy".to_owned(),
+            "--all".to_owned(),
+            "--preserve-digests".to_owned(),
+            "--dest-tls-verify=false".to_owned(),
+        ];
+        if let Some(creds) = creds {
+            args.push(format!("--dest-creds={creds}"));
+        }
+        args.push(source);
+        args.push(format!("docker://{target}"));
+        skopeo(&args);
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::new()
+    }
+}
+
+fn descriptor(w: &Written) -> serde_json::Value {
+    serde_json::json!({"mediaType": w.media_type, "digest": w.digest, "size": w.size})
+}
+
+/// Runs skopeo with `args`, panicking with its stderr when it fails; returns stdout.
+pub fn skopeo(args: &[String]) -> Vec<u8> {
+    let binary = require_tool("skopeo", "skopeo");
+    static POLICY: OnceLock<PathBuf> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!(
+            "hoist-tests-skopeo-policy-{}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#)
+            .expect("write a skopeo policy");
+        path
+    });
+    let output = Command::new(binary)
+        .arg("--policy")
+        .arg(policy)
+        .args(args)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// The exact manifest bytes skopeo reads for `image` (`host/path:tag` or `@digest`).
+pub fn raw_manifest(image: &str, creds: Option<&str>) -> Vec<u8> {
+    let mut args = vec![
+        "inspect".to_owned(),
+        "--raw".to_owned(),
+        "--tls-verify=false".to_owned(),
+    ];
+    if let Some(creds) = creds {
+        args.push(format!("--creds={creds}"));
+    }
+    args.push(format!("docker://{image}"));
+    skopeo(&args)
+}

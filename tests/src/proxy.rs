@@ -1,0 +1,271 @@
+//! A small HTTP/1.1 proxy in front of a real registry that records every request and can
+//! misbehave on cue: rate limits, server errors, a connection cut mid-blob, corrupted bytes.
+//!
+//! Every exchange is one connection (`Connection: close` both ways), which keeps the proxy
+//! a plain byte pump with a parsed head on each side.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// Bytes in the request body.
+    pub body_bytes: u64,
+    /// The status sent back (a fault's, or the registry's).
+    pub status: u16,
+}
+
+/// What to do instead of forwarding faithfully.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer 429 with `Retry-After: <seconds>`.
+    TooManyRequests { retry_after: &'static str },
+    /// Answer 429 the way GHCR does: the wait only inside the error message.
+    GhcrTooManyRequests,
+    /// Answer 503.
+    Unavailable,
+    /// Forward, but close the connection after this many bytes of the response body.
+    CutAfter(usize),
+    /// Forward, but flip one byte in the middle of the response body.
+    Corrupt,
+}
+
+/// A fault applied to the next `times` requests whose method is `method` and whose path
+/// contains `path_contains`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub method: &'static str,
+    pub path_contains: &'static str,
+    pub times: usize,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+}
+
+/// The proxy; it stops accepting when dropped (its threads end with their connections).
+#[derive(Debug)]
+pub struct Proxy {
+    port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `127.0.0.1:<upstream_port>`.
+    pub fn start(upstream_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(client) = stream else { break };
+                if Arc::strong_count(&shared) == 1 {
+                    break;
+                }
+                let state = shared.clone();
+                thread::spawn(move || {
+                    let _ = exchange(client, upstream_port, &state);
+                });
+            }
+        });
+        Proxy { port, state }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Adds a fault rule.
+    pub fn add(&self, rule: Rule) {
+        self.state.lock().expect("proxy state").rules.push(rule);
+    }
+
+    /// Everything seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().expect("proxy state").seen.clone()
+    }
+
+    /// Forgets what was seen.
+    pub fn clear(&self) {
+        self.state.lock().expect("proxy state").seen.clear();
+    }
+
+    /// Rules whose faults were not all used.
+    pub fn unused_rules(&self) -> Vec<Rule> {
+        self.state
+            .lock()
+            .expect("proxy state")
+            .rules
+            .iter()
+            .filter(|r| r.times > 0)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Wake the accept loop so it notices it is alone and ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+struct Head {
+    first_line: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn read(reader: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+        let mut first_line = String::new();
+        if reader.read_line(&mut first_line)? == 0 {
+            return Ok(None);
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+        Ok(Some(Head {
+            first_line: first_line.trim_end().to_owned(),
+            headers,
+        }))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.parse().ok())
+    }
+
+    /// The head as bytes, with `Connection: close`.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = format!("{}\r\n", self.first_line);
+        for (name, value) in &self.headers {
+            if !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("keep-alive")
+            {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        out.push_str("Connection: close\r\n\r\n");
+        out.into_bytes()
+    }
+}
+
+fn take_fault(state: &Mutex<State>, method: &str, path: &str) -> Option<Fault> {
+    let mut state = state.lock().expect("proxy state");
+    let rule = state
+        .rules
+        .iter_mut()
+        .find(|r| r.times > 0 && r.method == method && path.contains(r.path_contains))?;
+    rule.times -= 1;
+    Some(rule.fault.clone())
+}
+
+fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut from_client = BufReader::new(client.try_clone()?);
+    let mut to_client = client;
+    let Some(request) = Head::read(&mut from_client)? else {
+        return Ok(());
+    };
+    let mut parts = request.first_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let body_len = request.content_length().unwrap_or(0);
+    let fault = take_fault(state, &method, &path);
+    let record = |status: u16, body_bytes: u64| {
+        state.lock().expect("proxy state").seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            body_bytes,
+            status,
+        });
+    };
+
+    let canned = match &fault {
+        Some(Fault::TooManyRequests { retry_after }) => Some((
+            429,
+            format!("Retry-After: {retry_after}\r\n"),
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.to_owned(),
+        )),
+        Some(Fault::GhcrTooManyRequests) => Some((
+            429,
+            String::new(),
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"retry-after: 10.5ms, allowed: 2000/minute"}]}"#.to_owned(),
+        )),
+        Some(Fault::Unavailable) => Some((503, String::new(), "upstream busy".to_owned())),
+        _ => None,
+    };
+    if let Some((status, extra, body)) = canned {
+        // Drain the request body first so the client sees the answer, not a reset.
+        std::io::copy(&mut (&mut from_client).take(body_len), &mut std::io::sink())?;
+        record(status, body_len);
+        let answer = format!(
+            "HTTP/1.1 {status} Fault\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        to_client.write_all(answer.as_bytes())?;
+        return Ok(());
+    }
+
+    let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    let mut to_upstream = upstream.try_clone()?;
+    to_upstream.write_all(&request.encode())?;
+    let sent = std::io::copy(&mut (&mut from_client).take(body_len), &mut to_upstream)?;
+    let mut from_upstream = BufReader::new(upstream);
+    let Some(response) = Head::read(&mut from_upstream)? else {
+        return Ok(());
+    };
+    let status: u16 = response
+        .first_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    record(status, sent);
+    to_client.write_all(&response.encode())?;
+    let has_body = method != "HEAD" && status != 204 && status != 304;
+    if !has_body {
+        return Ok(());
+    }
+    let mut body = Vec::new();
+    match response.content_length() {
+        Some(len) => (&mut from_upstream).take(len).read_to_end(&mut body)?,
+        None => from_upstream.read_to_end(&mut body)?,
+    };
+    match fault {
+        Some(Fault::CutAfter(n)) => {
+            to_client.write_all(&body[..n.min(body.len())])?;
+            to_client.flush()?;
+            to_client.shutdown(Shutdown::Both)?;
+        }
+        Some(Fault::Corrupt) if !body.is_empty() => {
+            let middle = body.len() / 2;
+            body[middle] ^= 0xff;
+            to_client.write_all(&body)?;
+        }
+        _ => to_client.write_all(&body)?,
+    }
+    Ok(())
+}

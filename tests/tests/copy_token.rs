@@ -1,0 +1,146 @@
+//! `hoist copy` between registries in token mode (`auth: token`), the flow GHCR uses:
+//! Basic credentials go to the token service, one fetch per scope however many blobs ask,
+//! and a mount asks for pull on the source and pull,push on the target.
+
+use std::collections::HashMap;
+use std::process::Output;
+
+use hoist_tests::image::{Layout, Written, noise, raw_manifest};
+use hoist_tests::{HoistRun, Registry, TokenIssuer};
+
+const CREDS: &str = "bot:token-secret";
+
+fn hoist_copy(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("a working folder");
+    let mut all = vec!["copy"];
+    all.extend_from_slice(args);
+    HoistRun::new(dir.path(), &all).output()
+}
+
+fn assert_ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "hoist copy failed:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A two-platform index with two layers per platform (one shared), pushed to `registry`.
+fn pushed_index(registry: &Registry) -> Written {
+    let mut layout = Layout::new();
+    let base = noise(256 << 10, 30);
+    let amd64 = layout.image("linux", "amd64", &[base.clone(), noise(32 << 10, 31)]);
+    let arm64 = layout.image("linux", "arm64", &[base, noise(32 << 10, 32)]);
+    let index = layout.index(&[(&amd64, "linux", "amd64"), (&arm64, "linux", "arm64")]);
+    layout.tag("2.0", &index);
+    layout.push(
+        "2.0",
+        &format!("{}/team/app:2.0", registry.host()),
+        Some(CREDS),
+    );
+    index
+}
+
+#[test]
+fn copies_between_token_registries_with_one_token_fetch_per_scope() {
+    let issuer = TokenIssuer::start("bot", "token-secret");
+    let (src, dst) = (
+        Registry::start_token(&issuer),
+        Registry::start_token(&issuer),
+    );
+    let index = pushed_index(&src);
+    issuer.clear();
+
+    let stdout = assert_ok(&hoist_copy(&[
+        "--src-creds",
+        CREDS,
+        "--dest-creds",
+        CREDS,
+        "--insecure-registry",
+        &src.host(),
+        "--insecure-registry",
+        &dst.host(),
+        &format!("{}/team/app:2.0", src.host()),
+        &format!("{}/mirror/app:2.0", dst.host()),
+    ]));
+    assert!(stdout.contains("5 uploaded"), "{stdout}");
+    let copied = raw_manifest(&format!("{}/mirror/app:2.0", dst.host()), Some(CREDS));
+    assert_eq!(Some(copied), index.bytes_if_manifest);
+
+    // Both registries share the issuer, so a scope repeats only across registries.
+    let mut fetches: HashMap<String, usize> = HashMap::new();
+    for request in issuer.requests() {
+        assert!(request.granted, "{request:?}");
+        *fetches.entry(request.scopes.join(" ")).or_default() += 1;
+    }
+    assert!(
+        fetches.values().all(|n| *n <= 2),
+        "a scope was fetched more than once per registry: {fetches:#?}"
+    );
+    assert!(
+        fetches.contains_key("repository:mirror/app:pull,push"),
+        "{fetches:#?}"
+    );
+}
+
+#[test]
+fn a_copy_to_another_repository_of_a_token_registry_mounts_with_both_scopes() {
+    let issuer = TokenIssuer::start("bot", "token-secret");
+    let registry = Registry::start_token(&issuer);
+    let index = pushed_index(&registry);
+    issuer.clear();
+
+    let stdout = assert_ok(&hoist_copy(&[
+        "--src-creds",
+        CREDS,
+        "--dest-creds",
+        CREDS,
+        "--insecure-registry",
+        &registry.host(),
+        &format!("{}/team/app:2.0", registry.host()),
+        &format!("{}/other/app:2.0", registry.host()),
+    ]));
+    assert!(stdout.contains("5 mounted"), "{stdout}");
+    let mount_scope = ["repository:other/app:pull,push", "repository:team/app:pull"];
+    let mount_fetches = issuer
+        .requests()
+        .iter()
+        .filter(|r| r.scopes == mount_scope)
+        .count();
+    assert_eq!(mount_fetches, 1, "{:#?}", issuer.requests());
+    let copied = raw_manifest(&format!("{}/other/app:2.0", registry.host()), Some(CREDS));
+    assert_eq!(Some(copied), index.bytes_if_manifest);
+}
+
+#[test]
+fn wrong_credentials_for_the_token_service_are_named() {
+    let issuer = TokenIssuer::start("bot", "token-secret");
+    let (src, dst) = (
+        Registry::start_token(&issuer),
+        Registry::start_token(&issuer),
+    );
+    pushed_index(&src);
+
+    let output = hoist_copy(&[
+        "--src-creds",
+        CREDS,
+        "--dest-creds",
+        "bot:wrong-secret",
+        "--insecure-registry",
+        &src.host(),
+        "--insecure-registry",
+        &dst.host(),
+        &format!("{}/team/app:2.0", src.host()),
+        &format!("{}/team/app:2.0", dst.host()),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("authentication to {} failed", dst.host()))
+            && stderr.contains("token service refused the username/password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"), "{stderr}");
+}
