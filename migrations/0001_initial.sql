@@ -121,12 +121,15 @@ CREATE TABLE tag_events (
     digest          TEXT NOT NULL,
     previous_digest TEXT,
     kind            TEXT NOT NULL CHECK (kind IN ('create', 'move', 'rollback', 'force')),
+    -- Why, for people: "release v1.2.3", "release v2.0.0 deleted", "forced by ops".
+    reason          TEXT NOT NULL DEFAULT '',
     publication_id  INTEGER REFERENCES publications (id),
     release_tag     TEXT,
     created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 ) STRICT;
 
 CREATE INDEX tag_events_by_tag ON tag_events (image, tag, id);
+CREATE INDEX tag_events_by_image ON tag_events (image, id);
 
 CREATE TRIGGER tag_events_no_update BEFORE UPDATE ON tag_events
 BEGIN
@@ -148,6 +151,8 @@ CREATE TABLE tags (
     updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (image, tag)
 ) STRICT;
+
+CREATE INDEX tags_by_digest ON tags (image, digest);
 
 -- Written by /readyz to prove the database accepts writes.
 CREATE TABLE heartbeat (

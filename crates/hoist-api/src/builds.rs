@@ -110,7 +110,7 @@ fn configured_repository(
         .ok_or_else(|| ApiError::NotFound(format!("repository {name} is not configured")))
 }
 
-fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
+pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
     Page::parse(
         params.get("limit").map(String::as_str),
         params.get("next").map(String::as_str),
@@ -137,11 +137,11 @@ pub(crate) async fn list_builds(
         .list_builds(
             repository.as_str(),
             commit.as_ref().map(|c| c.as_str()),
-            page.after,
+            page.after_id()?,
             page.limit,
         )
         .await?;
-    Ok(Json(Listing::new(rows, page, |b| b.id)))
+    Ok(Json(Listing::new(rows, &page, |b| b.id.to_string())))
 }
 
 pub(crate) async fn list_releases(
@@ -154,7 +154,7 @@ pub(crate) async fn list_releases(
     let page = page(&params)?;
     let rows = state
         .store()
-        .list_releases(repository.as_str(), page.after, page.limit)
+        .list_releases(repository.as_str(), page.after_id()?, page.limit)
         .await?;
-    Ok(Json(Listing::new(rows, page, |r| r.id)))
+    Ok(Json(Listing::new(rows, &page, |r| r.id.to_string())))
 }

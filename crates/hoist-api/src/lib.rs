@@ -9,6 +9,7 @@ mod builds;
 mod error;
 mod health;
 mod layers;
+mod ledger;
 mod listing;
 mod webhook;
 
@@ -101,6 +102,10 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
             post(builds::handle_build_report).get(builds::list_builds),
         )
         .route("/v1/releases", get(builds::list_releases))
+        .route("/v1/images", get(ledger::list_images))
+        .route("/v1/tags", get(ledger::list_tags))
+        .route("/v1/tag-events", get(ledger::list_tag_events))
+        .route("/v1/digests/{digest}", get(ledger::tags_at_digest))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

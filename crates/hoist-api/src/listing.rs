@@ -8,9 +8,10 @@ use crate::ApiError;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Page {
-    pub after: i64,
+    /// The cursor of the page asked for: what `next` said on the previous page.
+    pub after: Option<String>,
     pub limit: i64,
 }
 
@@ -27,17 +28,20 @@ impl Page {
                 }
             },
         };
-        let after = match next {
-            None => 0,
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!("next: {text:?} is not a cursor from this API"))
-                })?,
-        };
-        Ok(Page { after, limit })
+        Ok(Page {
+            after: next.map(str::to_owned),
+            limit,
+        })
+    }
+
+    /// The cursor as the row id it stands for, for lists ordered by id.
+    pub fn after_id(&self) -> Result<i64, ApiError> {
+        match &self.after {
+            None => Ok(0),
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::BadRequest(format!("next: {text:?} is not a cursor from this API"))
+            }),
+        }
     }
 }
 
@@ -49,13 +53,9 @@ pub struct Listing<T> {
 }
 
 impl<T> Listing<T> {
-    pub fn new(items: Vec<T>, page: Page, id: impl Fn(&T) -> i64) -> Self {
+    pub fn new(items: Vec<T>, page: &Page, cursor: impl Fn(&T) -> String) -> Self {
         let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= page.limit;
-        let next = if full {
-            items.last().map(|last| id(last).to_string())
-        } else {
-            None
-        };
+        let next = if full { items.last().map(cursor) } else { None };
         Listing { items, next }
     }
 }

@@ -8,11 +8,16 @@
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;
+mod ledger;
+#[cfg(test)]
+mod ledger_tests;
 
 pub use ingest::{
     BuildOutcome, BuildRow, Delivery, Recorded, ReleaseRow, ReleaseSummary, WebhookAnswer,
     WebhookEffect,
 };
+
+pub use ledger::{MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 
 mod builds;
 mod health;
+mod ledger;
 mod webhooks;
 
 use std::collections::HashMap;

@@ -1,0 +1,114 @@
+//! The operator REST view of the tag ledger: images, current tags, the append-only history
+//! of tag moves, and which tags point at a digest.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use hoist_domain::{Digest, ImageRef};
+use hoist_store::{TagEventRow, TagRow};
+use serde::Serialize;
+
+use crate::auth::Operator;
+use crate::builds::page;
+use crate::listing::Listing;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ImageSummary {
+    image: String,
+    github: String,
+    platforms: Vec<String>,
+    tags: i64,
+}
+
+/// The `image` query parameter, which must name a configured image.
+fn configured_image(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
+    let text = params
+        .get("image")
+        .ok_or_else(|| ApiError::BadRequest("the image query parameter is required".to_owned()))?;
+    let image: ImageRef = text
+        .parse()
+        .map_err(|e: hoist_domain::ImageRefError| ApiError::BadRequest(format!("image: {e}")))?;
+    let name = image.name();
+    state
+        .config()
+        .repositories
+        .iter()
+        .find(|r| r.image.name().eq_ignore_ascii_case(&name))
+        .map(|r| r.image.name())
+        .ok_or_else(|| ApiError::NotFound(format!("image {name} is not configured")))
+}
+
+pub(crate) async fn list_images(
+    State(state): State<AppState>,
+    operator: Operator,
+) -> Result<Json<Listing<ImageSummary>>, ApiError> {
+    tracing::debug!(operator = %operator.name, "listing images");
+    let counts: HashMap<String, i64> = state.store().tag_counts().await?.into_iter().collect();
+    let items: Vec<ImageSummary> = state
+        .config()
+        .repositories
+        .iter()
+        .map(|r| ImageSummary {
+            image: r.image.name(),
+            github: r.github.to_string(),
+            platforms: r.platforms.iter().map(ToString::to_string).collect(),
+            tags: counts.get(&r.image.name()).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Json(Listing { items, next: None }))
+}
+
+pub(crate) async fn list_tags(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Listing<TagRow>>, ApiError> {
+    let image = configured_image(&state, &params)?;
+    tracing::debug!(operator = %operator.name, %image, "listing tags");
+    let page = page(&params)?;
+    let after = page.after.clone().unwrap_or_default();
+    let rows = state.store().list_tags(&image, &after, page.limit).await?;
+    Ok(Json(Listing::new(rows, &page, |t| t.tag.clone())))
+}
+
+pub(crate) async fn list_tag_events(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Listing<TagEventRow>>, ApiError> {
+    let image = configured_image(&state, &params)?;
+    tracing::debug!(operator = %operator.name, %image, "listing tag events");
+    let page = page(&params)?;
+    let tag = params.get("tag").map(String::as_str);
+    let rows = state
+        .store()
+        .list_tag_events(&image, tag, page.after_id()?, page.limit)
+        .await?;
+    Ok(Json(Listing::new(rows, &page, |e| e.id.to_string())))
+}
+
+pub(crate) async fn tags_at_digest(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(digest): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Listing<TagRow>>, ApiError> {
+    let image = configured_image(&state, &params)?;
+    let digest: Digest = digest
+        .parse()
+        .map_err(|e: hoist_domain::DigestError| ApiError::BadRequest(e.to_string()))?;
+    tracing::debug!(operator = %operator.name, %image, %digest, "tags at digest");
+    let rows = state
+        .store()
+        .tags_at_digest(&image, digest.as_str())
+        .await?;
+    Ok(Json(Listing {
+        items: rows,
+        next: None,
+    }))
+}

@@ -1,0 +1,226 @@
+//! The tag ledger: `tag_events` is append-only (triggers refuse UPDATE and DELETE) and
+//! `tags` is the current view, written in the same transaction as the event that moved it,
+//! so the two always agree.
+//!
+//! Each move is decided and written inside one writer transaction: the previous digest
+//! and the immutability check are read there, not before. Decisions for one image that span
+//! several moves (a publication's whole tag set) are serialized by the caller.
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use crate::{Store, StoreError};
+
+/// How a move was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveIntent {
+    /// A publication writing its tags: creates, or moves a mutable tag.
+    Publish,
+    /// A floating tag moving back after a release was withdrawn.
+    Rollback,
+    /// An operator re-pointing a tag, immutable or not.
+    Force,
+}
+
+/// One tag to point at one digest.
+#[derive(Debug, Clone)]
+pub struct TagMove<'a> {
+    pub image: &'a str,
+    pub tag: &'a str,
+    pub digest: &'a str,
+    /// A full-version tag: once written it may only be re-pointed by force.
+    pub immutable: bool,
+    pub intent: MoveIntent,
+    pub reason: &'a str,
+    pub publication_id: Option<i64>,
+    pub release_tag: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The tag already pointed there; nothing was written.
+    Unchanged,
+    /// An event was appended and the view updated.
+    Moved(TagEventRow),
+    /// An immutable tag points elsewhere and the move was not forced.
+    Refused { current: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagEventRow {
+    pub id: i64,
+    pub image: String,
+    pub tag: String,
+    pub digest: String,
+    pub previous_digest: Option<String>,
+    pub kind: String,
+    pub reason: String,
+    pub publication_id: Option<i64>,
+    pub release_tag: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagRow {
+    pub tag: String,
+    pub digest: String,
+    pub updated_at: String,
+    pub publication_id: Option<i64>,
+    pub event_id: i64,
+}
+
+async fn apply_move(
+    conn: &mut SqliteConnection,
+    m: &TagMove<'_>,
+) -> Result<MoveOutcome, StoreError> {
+    let current = sqlx::query_scalar!(
+        "SELECT digest FROM tags WHERE image = ? AND tag = ?",
+        m.image,
+        m.tag
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let kind = match (&current, m.intent) {
+        (Some(current), _) if current == m.digest => return Ok(MoveOutcome::Unchanged),
+        (Some(current), MoveIntent::Publish) if m.immutable => {
+            return Ok(MoveOutcome::Refused {
+                current: current.clone(),
+            });
+        }
+        (None, MoveIntent::Publish | MoveIntent::Rollback) => "create",
+        (Some(_), MoveIntent::Publish) => "move",
+        (Some(_), MoveIntent::Rollback) => "rollback",
+        (_, MoveIntent::Force) => "force",
+    };
+    let event = sqlx::query_as!(
+        TagEventRow,
+        r#"INSERT INTO tag_events (image, tag, digest, previous_digest, kind, reason, publication_id, release_tag)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+           RETURNING id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
+                     release_tag, created_at"#,
+        m.image,
+        m.tag,
+        m.digest,
+        current,
+        kind,
+        m.reason,
+        m.publication_id,
+        m.release_tag
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO tags (image, tag, digest, event_id, publication_id, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (image, tag) DO UPDATE SET
+             digest = excluded.digest, event_id = excluded.event_id,
+             publication_id = excluded.publication_id, updated_at = excluded.updated_at",
+        event.image,
+        event.tag,
+        event.digest,
+        event.id,
+        event.publication_id,
+        event.created_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(MoveOutcome::Moved(event))
+}
+
+impl Store {
+    /// Points one tag at a digest, recording the move. Idempotent: the same move again
+    /// writes nothing.
+    pub async fn move_tag(&self, m: &TagMove<'_>) -> Result<MoveOutcome, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let outcome = apply_move(&mut tx, m).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Where each tag of `image` points now, by tag name, after tag `after`.
+    pub async fn list_tags(
+        &self,
+        image: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<TagRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            TagRow,
+            r#"SELECT tag, digest, updated_at, publication_id, event_id
+               FROM tags WHERE image = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3"#,
+            image,
+            after,
+            limit
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+
+    /// The tags of `image` that point at `digest`.
+    pub async fn tags_at_digest(
+        &self,
+        image: &str,
+        digest: &str,
+    ) -> Result<Vec<TagRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            TagRow,
+            r#"SELECT tag, digest, updated_at, publication_id, event_id
+               FROM tags WHERE image = ? AND digest = ? ORDER BY tag"#,
+            image,
+            digest
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+
+    /// The ledger of `image` (optionally one tag), oldest first, after event id `after`.
+    pub async fn list_tag_events(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<TagEventRow>, StoreError> {
+        let rows = match tag {
+            Some(tag) => {
+                sqlx::query_as!(
+                    TagEventRow,
+                    r#"SELECT id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
+                              release_tag, created_at
+                       FROM tag_events WHERE image = ?1 AND tag = ?2 AND id > ?3 ORDER BY id LIMIT ?4"#,
+                    image,
+                    tag,
+                    after,
+                    limit
+                )
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query_as!(
+                    TagEventRow,
+                    r#"SELECT id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
+                              release_tag, created_at
+                       FROM tag_events WHERE image = ?1 AND id > ?2 ORDER BY id LIMIT ?3"#,
+                    image,
+                    after,
+                    limit
+                )
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// How many tags each image has, for the images that have any.
+    pub async fn tag_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query!(r#"SELECT image, count(*) AS "tags!: i64" FROM tags GROUP BY image"#)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(|r| (r.image, r.tags)).collect())
+    }
+}
