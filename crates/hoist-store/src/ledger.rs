@@ -224,3 +224,26 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.image, r.tags)).collect())
     }
 }
+
+impl Store {
+    /// The release tags that have put tags on `image` and whose release is not withdrawn,
+    /// in the order they were first published.
+    pub async fn published_release_tags(
+        &self,
+        image: &str,
+        repository: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query_scalar!(
+            r#"SELECT release_tag AS "release_tag!" FROM tag_events
+               WHERE image = ?1 AND release_tag IS NOT NULL
+                 AND release_tag NOT IN (SELECT tag_name FROM releases
+                                         WHERE repository = ?2 AND state IN ('deleted', 'unpublished'))
+               GROUP BY release_tag ORDER BY min(id)"#,
+            image,
+            repository
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+}

@@ -181,3 +181,37 @@ async fn events_and_view_agree_after_every_operation() {
     let counts = store.tag_counts().await.unwrap();
     assert_eq!(counts, [(IMAGE.to_owned(), 5)]);
 }
+
+#[tokio::test]
+async fn published_release_tags_come_in_publication_order_without_withdrawn_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    for (tag, release) in [
+        ("1.0.0", "v1.0.0"),
+        ("2.0.0", "v2.0.0"),
+        ("latest", "v2.0.0"),
+        ("1.1.0", "v1.1.0"),
+    ] {
+        let d = digest(1);
+        let m = TagMove {
+            release_tag: Some(release),
+            ..publish(tag, &d, true)
+        };
+        store.move_tag(&m).await.unwrap();
+    }
+    sqlx::query("INSERT INTO releases (repository, github_id, tag_name, target_commitish, prerelease, state, last_action) VALUES ('o/a', 1, 'v2.0.0', 'main', 0, 'deleted', 'deleted')")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.published_release_tags(IMAGE, "o/a").await.unwrap(),
+        ["v1.0.0", "v1.1.0"]
+    );
+    assert_eq!(
+        store
+            .published_release_tags(IMAGE, "other/repo")
+            .await
+            .unwrap(),
+        ["v1.0.0", "v2.0.0", "v1.1.0"]
+    );
+}

@@ -4,6 +4,7 @@ mod config_load;
 mod copy;
 mod healthcheck;
 mod logging;
+mod plan;
 mod serve;
 
 use std::path::PathBuf;
@@ -46,6 +47,9 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the tags a release or push would get, from metadata-action lines or from a
+    /// configured repository's policy and ledger.
+    Plan(plan::PlanArgs),
     /// Exit 0 when the running daemon answers /readyz with 200 (for container HEALTHCHECKs).
     Healthcheck {
         /// Readiness URL; by default derived from the config's `server.listen`.
@@ -97,6 +101,16 @@ fn main() -> ExitCode {
         Command::Healthcheck { url, timeout } => {
             healthcheck::run(cli.config.as_deref(), url.as_deref(), timeout)
         }
+        Command::Plan(args) => match plan::run(cli.config.as_deref(), &args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hoist plan: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve => {
             logging::init(cli.log_format);
             run_async(serve::serve(cli.config))
