@@ -11,6 +11,7 @@ mod health;
 mod layers;
 mod ledger;
 mod listing;
+mod openapi;
 mod webhook;
 
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::serve_openapi))
         .route("/webhooks/github", post(webhook::handle_github_webhook))
         .route(
             "/v1/builds",

@@ -3,6 +3,7 @@
 mod builds;
 mod health;
 mod ledger;
+mod openapi;
 mod webhooks;
 
 use std::collections::HashMap;
