@@ -1,5 +1,6 @@
 //! The `hoist` binary: command-line parsing, logging set-up, and the commands.
 
+mod backup;
 mod config_load;
 mod healthcheck;
 mod logging;
@@ -42,6 +43,15 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Write a consistent copy of the database to PATH, safe while hoist runs.
+    ///
+    /// Refuses to overwrite an existing file; checks the copy's integrity. To restore: stop
+    /// hoist, replace the database file with the copy (delete its old -wal and -shm files),
+    /// start hoist.
+    Backup {
+        /// The new file to write; it must not exist.
+        path: PathBuf,
+    },
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -81,6 +91,10 @@ fn main() -> ExitCode {
         Command::Serve => {
             logging::init(cli.log_format);
             run_async(serve::serve(cli.config))
+        }
+        Command::Backup { path } => {
+            logging::init(cli.log_format);
+            run_async(backup::backup(cli.config, &path))
         }
         Command::Migrate => {
             logging::init(cli.log_format);
