@@ -3,9 +3,12 @@
 //!
 //! - [`Registry`]: the CNCF distribution registry (Debian package `docker-registry`).
 //! - [`Hoist`]: the `hoist` binary of this workspace, started with a config.
+//! - [`Caddy`]: Caddy (Debian package `caddy`) running `deploy/Caddyfile` in front of it.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
+mod caddy;
+mod github;
 mod hoist;
 mod registry;
 
@@ -13,6 +16,8 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use caddy::{Caddy, shipped_caddyfile};
+pub use github::{deliver_webhook, fixture};
 pub use hoist::{Hoist, HoistRun, hoist_bin};
 pub use registry::Registry;
 
