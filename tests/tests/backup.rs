@@ -48,7 +48,10 @@ fn webhook_load(url: String, stop: Arc<AtomicBool>, acknowledged: Arc<Mutex<Vec<
         let response = deliver_webhook(&client, &url, WEBHOOK_SECRET, "ping", &delivery, &body)
             .expect("deliver a ping");
         assert_eq!(response.status().as_u16(), 200, "delivery {delivery}");
-        acknowledged.lock().unwrap().push(delivery);
+        acknowledged
+            .lock()
+            .expect("the list of acknowledged deliveries")
+            .push(delivery);
     }
 }
 
