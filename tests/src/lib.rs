@@ -6,9 +6,12 @@
 //! - [`image`]: test images as OCI layouts, pushed and inspected with `skopeo`.
 //! - [`Proxy`]: a recording, fault-injecting HTTP proxy in front of a registry.
 //! - [`TokenIssuer`]: a JWT token service for registries in `auth: token` mode.
+//! - [`Caddy`]: Caddy (Debian package `caddy`) running `deploy/Caddyfile` in front of hoist.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
+mod caddy;
+mod github;
 mod hoist;
 pub mod image;
 pub mod proxy;
@@ -19,6 +22,8 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use caddy::{Caddy, shipped_caddyfile};
+pub use github::{deliver_webhook, fixture};
 pub use hoist::{Hoist, HoistRun, hoist_bin};
 pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use hoist_domain::github::sign;
-use hoist_tests::{Hoist, free_port, http};
+use hoist_tests::{Hoist, deliver_webhook, free_port, http};
 use serde_json::{Value, json};
 
 const SECRET: &str = "e2e-webhook-secret";
@@ -49,21 +48,14 @@ platforms = ["linux/amd64", "linux/arm64"]
 }
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/github/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture JSON")
+    serde_json::from_slice(&hoist_tests::fixture(name)).expect("fixture JSON")
 }
 
 fn deliver(hoist: &Hoist, event: &str, id: &str, body: &Value) -> (u16, Value) {
+    let url = hoist.url("/webhooks/github");
     let bytes = body.to_string();
-    let response = http()
-        .post(hoist.url("/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", id)
-        .header("x-hub-signature-256", sign(SECRET, bytes.as_bytes()))
-        .body(bytes)
-        .send()
-        .expect("deliver");
+    let response =
+        deliver_webhook(&http(), &url, SECRET, event, id, bytes.as_bytes()).expect("deliver");
     (
         response.status().as_u16(),
         response.json().expect("JSON answer"),
@@ -171,19 +163,10 @@ fn a_ping_and_a_wrongly_signed_delivery_over_http() {
     let (status, answer) = deliver(&hoist, "ping", "p-1", &fixture("ping"));
     assert_eq!((status, answer["outcome"].as_str()), (200, Some("pong")));
 
-    let body = fixture("release.published").to_string();
-    let response = http()
-        .post(hoist.url("/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "release")
-        .header("x-github-delivery", "forged")
-        .header(
-            "x-hub-signature-256",
-            sign("not-the-secret", body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .expect("send");
+    let url = hoist.url("/webhooks/github");
+    let body = hoist_tests::fixture("release.published");
+    let response =
+        deliver_webhook(&http(), &url, "not-the-secret", "release", "forged", &body).expect("send");
     assert_eq!(response.status(), 401);
     let answer: Value = response.json().expect("JSON");
     assert_eq!(answer["error"]["code"], "unauthorized");

@@ -5,6 +5,9 @@
 //! callers queue in the process instead of on the file lock) and a read-only pool for
 //! queries. Migrations are embedded in the binary and applied when the store opens.
 
+mod backup;
+#[cfg(test)]
+mod backup_tests;
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;
@@ -12,6 +15,7 @@ mod ledger;
 #[cfg(test)]
 mod ledger_tests;
 
+pub use backup::{BackupError, BackupReport, backup};
 pub use ingest::{
     BuildOutcome, BuildRow, Delivery, Recorded, ReleaseRow, ReleaseSummary, WebhookAnswer,
     WebhookEffect,
@@ -98,13 +102,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating the file and its folder if needed) and migrates the database.
     pub async fn open(options: &StoreOptions) -> Result<Self, StoreError> {
-        // sqlx would take any other string as a file name.
-        if !options.url.starts_with("sqlite:") {
-            let why = "expected sqlite://path/to/file.db".to_owned();
-            return Err(StoreError::Url(options.url.clone(), why));
-        }
-        let base = SqliteConnectOptions::from_str(&options.url)
-            .map_err(|e| StoreError::Url(options.url.clone(), e.to_string()))?
+        let base = connect_options(&options.url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -183,6 +181,15 @@ impl Store {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Parses a `sqlite:` URL; sqlx would take any other string as a file name.
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if !url.starts_with("sqlite:") {
+        let why = "expected sqlite://path/to/file.db".to_owned();
+        return Err(StoreError::Url(url.to_owned(), why));
+    }
+    SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Url(url.to_owned(), e.to_string()))
 }
 
 fn create_parent(path: &Path) -> Result<(), StoreError> {

@@ -9,8 +9,18 @@ use hoist_domain::config::{Config, ConfigFile, ProcessEnv, SecretSource, Uncheck
 
 /// Reads and validates the config, or fails with every problem listed.
 pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    load_with(path, &ProcessEnv)
+}
+
+/// Reads and validates the config without reading the secrets it names (for commands that
+/// need none, like `hoist backup`).
+pub fn load_without_secrets(path: Option<&Path>) -> anyhow::Result<Config> {
+    load_with(path, &UncheckedSecrets)
+}
+
+fn load_with(path: Option<&Path>, secrets: &dyn SecretSource) -> anyhow::Result<Config> {
     let (file, origin) = read(path)?;
-    match file.validate(&ProcessEnv) {
+    match file.validate(secrets) {
         Ok(config) => Ok(config),
         Err(problems) => {
             let count = problems.0.len();

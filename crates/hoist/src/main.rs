@@ -1,5 +1,6 @@
 //! The `hoist` binary: command-line parsing, logging set-up, and the commands.
 
+mod backup;
 mod config_load;
 mod copy;
 mod healthcheck;
@@ -44,6 +45,15 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Write a consistent copy of the database to PATH, safe while hoist runs.
+    ///
+    /// Refuses to overwrite an existing file; checks the copy's integrity. To restore: stop
+    /// hoist, replace the database file with the copy (delete its old -wal and -shm files),
+    /// start hoist.
+    Backup {
+        /// The new file to write; it must not exist.
+        path: PathBuf,
+    },
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -131,6 +141,10 @@ fn main() -> ExitCode {
                 insecure_registries: insecure_registry,
             };
             run_async(copy::run(cli.config.as_deref(), args))
+        }
+        Command::Backup { path } => {
+            logging::init(cli.log_format);
+            run_async(backup::backup(cli.config, &path))
         }
         Command::Migrate => {
             logging::init(cli.log_format);

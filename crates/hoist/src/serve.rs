@@ -24,7 +24,7 @@ fn build_info() -> BuildInfo {
     }
 }
 
-fn store_options(config: &Config) -> StoreOptions {
+pub(crate) fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         url: config.database.url.clone(),
         read_connections: config.database.read_connections,
