@@ -39,9 +39,11 @@ COPY .cargo/ .cargo/
 COPY crates/hoist/Cargo.toml crates/hoist/
 COPY crates/hoist-api/Cargo.toml crates/hoist-api/
 COPY crates/hoist-domain/Cargo.toml crates/hoist-domain/
+COPY crates/hoist-registry/Cargo.toml crates/hoist-registry/
 COPY crates/hoist-store/Cargo.toml crates/hoist-store/
 COPY tests/Cargo.toml tests/
-RUN for member in crates/*/ tests/; do mkdir -p "${member}src" && touch "${member}src/lib.rs"; done \
+COPY bench/Cargo.toml bench/
+RUN for member in crates/*/ tests/ bench/; do mkdir -p "${member}src" && touch "${member}src/lib.rs"; done \
     && touch crates/hoist/src/main.rs \
     && cargo fetch --locked --target "$(rustc -vV | sed -n 's/^host: //p')"
 
@@ -52,8 +54,10 @@ COPY . .
 # no .git in the build context.
 ARG HOIST_GIT_SHA
 ARG SOURCE_DATE_EPOCH
+# The empty stand-ins of the dependency layer are not part of the source: remove them.
 RUN --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --locked --offline --release -p hoist --bin hoist \
+    find crates tests bench -path '*/src/lib.rs' -empty -delete \
+    && cargo build --locked --offline --release -p hoist --bin hoist \
     && install -D -m 0755 target/release/hoist /out/usr/local/bin/hoist \
     && install -d -m 0750 /out/var/lib/hoist
 
