@@ -12,6 +12,7 @@ mod layers;
 mod ledger;
 mod listing;
 mod openapi;
+mod publications;
 mod webhook;
 
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/v1/tags", get(ledger::list_tags))
         .route("/v1/tag-events", get(ledger::list_tag_events))
         .route("/v1/digests/{digest}", get(ledger::tags_at_digest))
+        .route("/v1/publications", get(publications::list_publications))
+        .route("/v1/publications/{id}", get(publications::show_publication))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

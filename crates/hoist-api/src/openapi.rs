@@ -213,6 +213,17 @@ fn schemas() -> Value {
         "TagList": list_of("Tag"),
         "TagEvent": tag_event,
         "TagEventList": list_of("TagEvent"),
+        "Publication": object(json!({
+            "id": { "type": "integer" }, "image": string(), "repository": string(), "commit": string(),
+            "release_id": nullable("integer"), "state": { "enum": ["waiting", "running", "succeeded", "failed", "stalled"] },
+            "step": nullable("string"), "error": nullable("string"), "index_digest": nullable("string"),
+            "created_at": string(), "updated_at": string(),
+        })),
+        "PublicationList": list_of("Publication"),
+        "PublicationDetail": { "allOf": [{ "$ref": "#/components/schemas/Publication" }, object(json!({
+            "steps": { "type": "array", "items": object(json!({ "step": string(), "started_at": string(), "finished_at": nullable("string"), "error": nullable("string") })) },
+            "builds": { "type": "array", "items": { "$ref": "#/components/schemas/Build" } },
+        }))] },
     })
 }
 

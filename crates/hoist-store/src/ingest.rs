@@ -401,6 +401,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.notify_workers();
         Ok(Recorded {
             duplicate: false,
             status,
@@ -504,6 +505,7 @@ impl Store {
             enqueue(&mut tx, &job).await?;
         }
         tx.commit().await?;
+        self.notify_workers();
         Ok(outcome)
     }
 

@@ -247,3 +247,35 @@ impl Store {
         Ok(rows)
     }
 }
+
+impl Store {
+    /// The digest the newest tag move made by release `release_tag` of `image` pointed at:
+    /// that release's index.
+    pub async fn digest_of_release(
+        &self,
+        image: &str,
+        release_tag: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let digest = sqlx::query_scalar!(
+            "SELECT digest FROM tag_events WHERE image = ? AND release_tag = ? AND kind <> 'rollback'
+             ORDER BY id DESC LIMIT 1",
+            image,
+            release_tag
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(digest)
+    }
+
+    /// Where one tag of `image` points now.
+    pub async fn tag_digest(&self, image: &str, tag: &str) -> Result<Option<String>, StoreError> {
+        let digest = sqlx::query_scalar!(
+            "SELECT digest FROM tags WHERE image = ? AND tag = ?",
+            image,
+            tag
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(digest)
+    }
+}

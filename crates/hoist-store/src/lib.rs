@@ -11,9 +11,11 @@ mod backup_tests;
 mod ingest;
 #[cfg(test)]
 mod ingest_tests;
+mod jobs;
 mod ledger;
 #[cfg(test)]
 mod ledger_tests;
+mod publications;
 
 pub use backup::{BackupError, BackupReport, backup};
 pub use ingest::{
@@ -21,16 +23,20 @@ pub use ingest::{
     WebhookEffect,
 };
 
+pub use jobs::ClaimedJob;
 pub use ledger::{MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
+pub use publications::{PublicationRow, StepRow};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use tokio::sync::Notify;
 
 /// The schema, shared by the daemon and by tests (`#[sqlx::test(migrator = "hoist_store::MIGRATOR")]`).
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -97,6 +103,8 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    /// Woken when jobs are queued, so idle workers need not poll often.
+    jobs_changed: Arc<Notify>,
 }
 
 impl Store {
@@ -126,6 +134,7 @@ impl Store {
             writer,
             reader,
             path,
+            jobs_changed: Arc::new(Notify::new()),
         })
     }
 

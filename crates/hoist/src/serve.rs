@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use hoist_api::{AppState, BuildInfo, HttpOptions};
+use hoist_domain::Backoff;
 use hoist_domain::config::Config;
+use hoist_pipeline::{Pipeline, PipelineOptions};
+use hoist_registry::{Client, RegistrySettings};
 use hoist_store::{Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -69,7 +72,30 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         request_timeout: config.server.request_timeout,
     };
     let shutdown_timeout = config.server.shutdown_timeout;
-    let state = AppState::new(Arc::new(config), store.clone(), build, shutdown.clone());
+    let config = Arc::new(config);
+    let requeued = store.requeue_running_jobs().await?;
+    if requeued > 0 {
+        tracing::info!(
+            jobs = requeued,
+            "re-queued the jobs a previous run left unfinished"
+        );
+    }
+    let registry = Client::new(
+        config
+            .registries
+            .iter()
+            .map(RegistrySettings::from)
+            .collect(),
+        Backoff::default(),
+    )?;
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        config.clone(),
+        registry,
+        PipelineOptions::default(),
+    ));
+    let workers = config.publish.workers;
+    let state = AppState::new(config, store.clone(), build, shutdown.clone());
     let app = hoist_api::router(state, http);
 
     let mut components = Components::new();
@@ -81,6 +107,15 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             .context("HTTP server failed");
         ("http server", served)
     });
+
+    for _ in 0..workers {
+        let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
+        components.spawn(async move {
+            let ran = pipeline.run_worker(stop).await.map_err(anyhow::Error::from);
+            ("publication worker", ran)
+        });
+    }
+    tracing::info!(workers, "publication workers started");
 
     let outcome = supervise(components, &shutdown, shutdown_signal(), shutdown_timeout).await;
     store.close().await;

@@ -1,0 +1,70 @@
+//! `GET /v1/publications[?image=&state=]` and `GET /v1/publications/{id}`: what the
+//! pipeline did, step by step.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use hoist_store::PublicationRow;
+use serde_json::{Value, json};
+
+use crate::auth::Operator;
+use crate::builds::page;
+use crate::listing::Listing;
+use crate::{ApiError, AppState};
+
+const STATES: [&str; 5] = ["waiting", "running", "succeeded", "failed", "stalled"];
+
+pub(crate) async fn list_publications(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Listing<PublicationRow>>, ApiError> {
+    tracing::debug!(operator = %operator.name, "listing publications");
+    let wanted_state = params.get("state").map(String::as_str);
+    if let Some(s) = wanted_state
+        && !STATES.contains(&s)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "state: {s:?} is not one of {}",
+            STATES.join(", ")
+        )));
+    }
+    let page = page(&params)?;
+    let before = match &page.after {
+        None => i64::MAX,
+        Some(_) => page.after_id()?,
+    };
+    let rows = state
+        .store()
+        .list_publications(
+            params.get("image").map(String::as_str),
+            wanted_state,
+            before,
+            page.limit,
+        )
+        .await?;
+    Ok(Json(Listing::new(rows, &page, |p| p.id.to_string())))
+}
+
+pub(crate) async fn show_publication(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    tracing::debug!(operator = %operator.name, id, "showing a publication");
+    let publication = state
+        .store()
+        .publication(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no publication {id}")))?;
+    let steps = state.store().publication_steps(id).await?;
+    let builds = state
+        .store()
+        .builds_of_commit(&publication.repository, &publication.commit)
+        .await?;
+    let mut body = json!(publication);
+    body["steps"] = json!(steps);
+    body["builds"] = json!(builds);
+    Ok(Json(body))
+}

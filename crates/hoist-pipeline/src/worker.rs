@@ -1,0 +1,195 @@
+//! The worker loop: claim a job, dispatch on its kind, record how it ended.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::FutureExt;
+use hoist_domain::Backoff;
+use hoist_domain::config::Config;
+use hoist_domain::job::Job;
+use hoist_registry::Client;
+use hoist_store::{ClaimedJob, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::PipelineError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    /// How long a claimed job is a worker's before another may take it.
+    pub lease: Duration,
+    /// How often an idle worker looks for due jobs (retries come due without a wake-up).
+    pub poll: Duration,
+    /// Backoff between attempts of a job that failed in a way that may pass.
+    pub backoff: Backoff,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            lease: Duration::from_secs(300),
+            poll: Duration::from_secs(1),
+            backoff: Backoff {
+                base: Duration::from_secs(2),
+                max_delay: Duration::from_secs(300),
+                max_server_delay: Duration::from_secs(600),
+                max_attempts: 10,
+            },
+        }
+    }
+}
+
+/// Everything a worker needs; shared by all of them.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<Config>,
+    pub(crate) registry: Client,
+    options: PipelineOptions,
+    image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        registry: Client,
+        options: PipelineOptions,
+    ) -> Self {
+        Pipeline {
+            store,
+            config,
+            registry,
+            options,
+            image_locks: Mutex::default(),
+        }
+    }
+
+    /// The lock that serializes tag decisions for `image`.
+    pub(crate) fn image_lock(&self, image: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .image_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(image.to_owned()).or_default().clone()
+    }
+
+    /// Claims and runs one due job. Returns false when there was none.
+    pub async fn step(&self) -> Result<bool, StoreError> {
+        let Some(claimed) = self.store.claim_job(self.options.lease).await? else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!("job", id = claimed.id, kind = %claimed.kind, attempt = claimed.attempts);
+        self.run_claimed(claimed).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn run_claimed(&self, claimed: ClaimedJob) -> Result<(), StoreError> {
+        let job = match Job::from_payload(&claimed.payload) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "job payload unreadable");
+                return self
+                    .store
+                    .fail_job(claimed.id, &format!("unreadable payload: {e}"))
+                    .await;
+            }
+        };
+        let outcome = AssertUnwindSafe(self.handle(&job)).catch_unwind().await;
+        match outcome {
+            Ok(Ok(())) => {
+                tracing::info!("job done");
+                self.store.finish_job(claimed.id).await
+            }
+            Ok(Err(failure)) => {
+                let message = failure.error.to_string();
+                let attempts = u32::try_from(claimed.attempts).unwrap_or(u32::MAX);
+                let delay = failure
+                    .error
+                    .is_retryable()
+                    .then(|| {
+                        self.options
+                            .backoff
+                            .delay(attempts, jitter(), failure.error.retry_after())
+                    })
+                    .flatten();
+                match delay {
+                    Some(delay) => {
+                        tracing::warn!(error = %message, ?delay, "job failed; will retry");
+                        self.store.retry_job(claimed.id, delay, &message).await
+                    }
+                    None => {
+                        tracing::error!(error = %message, "job failed");
+                        if let Some((id, step)) = failure.publication {
+                            self.store
+                                .set_publication(id, "failed", Some(step), Some(&message), None)
+                                .await?;
+                        }
+                        self.store.fail_job(claimed.id, &message).await
+                    }
+                }
+            }
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                tracing::error!(panic = detail, "job panicked");
+                self.store
+                    .fail_job(claimed.id, &format!("panicked: {detail}"))
+                    .await
+            }
+        }
+    }
+
+    /// Runs jobs until `shutdown`: woken when jobs are queued, polling as a fallback.
+    pub async fn run_worker(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            // Registered before looking, so a job queued in between still wakes us.
+            let woken = self.store.jobs_changed();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.step().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) if e.is_retryable() => tracing::warn!(error = %e, "the queue is busy"),
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(self.options.poll) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A job failure, and the publication step it failed in (to mark it failed for good).
+#[derive(Debug)]
+pub(crate) struct JobFailure {
+    pub error: PipelineError,
+    pub publication: Option<(i64, &'static str)>,
+}
+
+impl<E: Into<PipelineError>> From<E> for JobFailure {
+    fn from(error: E) -> Self {
+        JobFailure {
+            error: error.into(),
+            publication: None,
+        }
+    }
+}
+
+/// A value in [0, 1] for backoff jitter; the clock's nanoseconds are random enough here.
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 1000.0
+}

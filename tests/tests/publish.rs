@@ -1,0 +1,309 @@
+//! The whole flow through a running hoist: CI pushes one image per platform to a staging
+//! registry and reports it, GitHub announces a release, and hoist publishes a multi-arch
+//! index with its tags to the target registry. Checked with skopeo and the REST API.
+
+use std::time::{Duration, Instant};
+
+use hoist_tests::image::{Layout, noise, raw_manifest};
+use hoist_tests::{Hoist, Registry, deliver_webhook, free_port, http};
+use serde_json::{Value, json};
+
+const SECRET: &str = "publish-webhook-secret";
+const CI_TOKEN: &str = "publish-ci-token-0123456789";
+const API_TOKEN: &str = "publish-api-token-0123456789";
+const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+const OLDER_COMMIT: &str = "1111111111111111111111111111111111111111";
+
+struct World {
+    staging: Registry,
+    target: Registry,
+    hoist: Hoist,
+    amd64: String,
+    arm64: String,
+    _layout: Layout,
+}
+
+fn world() -> World {
+    let staging = Registry::start();
+    let target = Registry::start();
+    let mut layout = Layout::new();
+    let amd64 = layout.image("linux", "amd64", &[noise(4096, 1), noise(2048, 2)]);
+    let arm64 = layout.image("linux", "arm64", &[noise(4096, 3), noise(2048, 4)]);
+    layout.tag("amd64", &amd64);
+    layout.tag("arm64", &arm64);
+    layout.push("amd64", &format!("{}/ci/app:amd64", staging.host()), None);
+    layout.push("arm64", &format!("{}/ci/app:arm64", staging.host()), None);
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        r#"
+[server]
+listen = "{listen}"
+[github]
+webhook_secret_env = "SECRET"
+[[ci_token]]
+name = "ci"
+token_env = "CI_TOKEN"
+repositories = ["Codertocat/*"]
+[[api_token]]
+name = "ops"
+token_env = "API_TOKEN"
+[[registry]]
+host = "{staging}"
+anonymous = true
+insecure = true
+[[registry]]
+host = "{target}"
+anonymous = true
+insecure = true
+[[repository]]
+github = "Codertocat/Hello-World"
+image = "{target}/codertocat/hello-world"
+platforms = ["linux/amd64", "linux/arm64"]
+"#,
+        staging = staging.host(),
+        target = target.host(),
+    );
+    let hoist = Hoist::start(
+        Some(&config),
+        &[
+            ("SECRET", SECRET),
+            ("CI_TOKEN", CI_TOKEN),
+            ("API_TOKEN", API_TOKEN),
+        ],
+        &listen,
+    );
+    World {
+        amd64: amd64.digest,
+        arm64: arm64.digest,
+        staging,
+        target,
+        hoist,
+        _layout: layout,
+    }
+}
+
+impl World {
+    fn image(&self) -> String {
+        format!("{}/codertocat/hello-world", self.target.host())
+    }
+
+    fn report(&self, commit: &str, tag: &str, platform: &str, digest: &str) {
+        let body = json!({
+            "repository": "Codertocat/Hello-World",
+            "commit": commit,
+            "ref": format!("refs/tags/{tag}"),
+            "platform": platform,
+            "image": format!("{}/ci/app@{digest}", self.staging.host()),
+        });
+        let response = http()
+            .post(self.hoist.url("/v1/builds"))
+            .bearer_auth(CI_TOKEN)
+            .json(&body)
+            .send()
+            .expect("report");
+        assert_eq!(
+            response.status(),
+            202,
+            "{}",
+            response.text().unwrap_or_default()
+        );
+    }
+
+    fn release(&self, delivery: &str, github_id: u64, tag: &str) {
+        let mut body: Value =
+            serde_json::from_slice(&hoist_tests::fixture("release.published")).expect("fixture");
+        body["release"]["tag_name"] = json!(tag);
+        body["release"]["id"] = json!(github_id);
+        let bytes = body.to_string();
+        let response = deliver_webhook(
+            &http(),
+            &self.hoist.url("/webhooks/github"),
+            SECRET,
+            "release",
+            delivery,
+            bytes.as_bytes(),
+        )
+        .expect("deliver");
+        assert_eq!(response.status(), 202);
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let response = http()
+            .get(self.hoist.url(path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().expect("JSON")
+    }
+
+    fn tags(&self) -> Vec<(String, String)> {
+        let body = self.get(&format!("/v1/tags?image={}", self.image()));
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|t| {
+                (
+                    t["tag"].as_str().unwrap_or("").to_owned(),
+                    t["digest"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until no publication is waiting or running and the queue is empty enough
+    /// that `done` holds.
+    fn wait_for(&self, what: &str, done: impl Fn(&World) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{what} did not happen:\n{}",
+                self.hoist.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn tag_names(tags: &[(String, String)]) -> Vec<&str> {
+    tags.iter().map(|(t, _)| t.as_str()).collect()
+}
+
+#[test]
+fn a_release_publishes_a_two_platform_index_with_semver_latest_and_sha_tags() {
+    let w = world();
+    w.report(COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
+    w.release("rel-1", 1, "v1.2.3");
+    // Only one platform so far: the publication waits and says for what.
+    w.wait_for("a waiting publication", |w| {
+        let list = w.get("/v1/publications?state=waiting");
+        list["items"].as_array().is_some_and(|i| i.len() == 1)
+    });
+    let waiting = w.get("/v1/publications?state=waiting");
+    assert_eq!(
+        waiting["items"][0]["error"],
+        "waiting for builds of linux/arm64"
+    );
+    assert!(w.tags().is_empty());
+
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.wait_for("the tags", |w| w.tags().len() == 5);
+    let tags = w.tags();
+    assert_eq!(
+        tag_names(&tags),
+        ["1", "1.2", "1.2.3", "latest", "sha-6113728"]
+    );
+    let index_digest = tags[0].1.clone();
+    assert!(tags.iter().all(|(_, d)| *d == index_digest), "{tags:?}");
+
+    // An independent client sees the index, with both platforms and the provenance.
+    let raw = raw_manifest(&format!("{}:1.2.3", w.image()), None);
+    let index: Value = serde_json::from_slice(&raw).expect("index JSON");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(digests, [w.amd64.as_str(), w.arm64.as_str()]);
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.revision"],
+        COMMIT
+    );
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.version"],
+        "v1.2.3"
+    );
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.source"],
+        "https://github.com/Codertocat/Hello-World"
+    );
+    let sha = hoist_tests::image::sha256(&raw);
+    assert_eq!(
+        sha, index_digest,
+        "the ledger names the digest the registry serves"
+    );
+
+    // The ledger has one create per tag, made by this publication.
+    let events = w.get(&format!("/v1/tag-events?image={}", w.image()));
+    let events = events["items"].as_array().expect("items");
+    assert_eq!(events.len(), 5);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["kind"] == "create" && e["release_tag"] == "v1.2.3")
+    );
+    let publication = w.get("/v1/publications?state=succeeded");
+    let id = publication["items"][0]["id"].as_i64().expect("id");
+    let detail = w.get(&format!("/v1/publications/{id}"));
+    let steps: Vec<&str> = detail["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or(""))
+        .collect();
+    for step in ["wait", "copy", "verify", "index", "tags"] {
+        assert!(steps.contains(&step), "{steps:?}");
+    }
+
+    // An older release afterwards: its own tags, and `1.1`, but `1` and `latest` stay.
+    w.report(OLDER_COMMIT, "v1.1.9", "linux/amd64", &w.amd64);
+    w.report(OLDER_COMMIT, "v1.1.9", "linux/arm64", &w.arm64);
+    w.release("rel-2", 2, "v1.1.9");
+    w.wait_for("the older release's tags", |w| w.tags().len() == 8);
+    let after = w.tags();
+    let digest_of = |tag: &str| {
+        after
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(digest_of("latest"), index_digest);
+    assert_eq!(digest_of("1"), index_digest);
+    assert_ne!(digest_of("1.1.9"), index_digest);
+    assert_eq!(digest_of("1.1"), digest_of("1.1.9"));
+    assert_eq!(digest_of("sha-1111111"), digest_of("1.1.9"));
+}
+
+#[test]
+fn a_build_reported_as_the_wrong_platform_fails_the_publication_clearly() {
+    let w = world();
+    w.report(COMMIT, "v2.0.0", "linux/amd64", &w.amd64);
+    // CI says arm64, but it pushed the amd64 image again.
+    w.report(COMMIT, "v2.0.0", "linux/arm64", &w.amd64);
+    w.release("rel-1", 1, "v2.0.0");
+    w.wait_for("a failed publication", |w| {
+        w.get("/v1/publications?state=failed")["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty())
+    });
+    let failed = &w.get("/v1/publications?state=failed")["items"][0];
+    assert_eq!(failed["step"], "verify");
+    let error = failed["error"].as_str().expect("error");
+    assert!(
+        error.starts_with("the build reported as linux/arm64 is linux/amd64"),
+        "{error}"
+    );
+    assert!(w.tags().is_empty(), "no tag points at a mislabeled build");
+}
