@@ -39,6 +39,7 @@ COPY .cargo/ .cargo/
 COPY crates/hoist/Cargo.toml crates/hoist/
 COPY crates/hoist-api/Cargo.toml crates/hoist-api/
 COPY crates/hoist-domain/Cargo.toml crates/hoist-domain/
+COPY crates/hoist-pipeline/Cargo.toml crates/hoist-pipeline/
 COPY crates/hoist-registry/Cargo.toml crates/hoist-registry/
 COPY crates/hoist-store/Cargo.toml crates/hoist-store/
 COPY tests/Cargo.toml tests/

@@ -307,3 +307,80 @@ fn a_build_reported_as_the_wrong_platform_fails_the_publication_clearly() {
     );
     assert!(w.tags().is_empty(), "no tag points at a mislabeled build");
 }
+
+/// A prerelease gets only its own tags; promoting it moves the floating tags; deleting it
+/// rolls `latest` back to the highest remaining release.
+#[test]
+fn prerelease_then_released_then_deleted_moves_floating_tags_forward_and_back() {
+    let w = world();
+    let deliver = |delivery: &str, action: &str, id: u64, tag: &str, prerelease: bool| {
+        let mut body: Value =
+            serde_json::from_slice(&hoist_tests::fixture("release.published")).expect("fixture");
+        body["action"] = json!(action);
+        body["release"]["id"] = json!(id);
+        body["release"]["tag_name"] = json!(tag);
+        body["release"]["prerelease"] = json!(prerelease);
+        let bytes = body.to_string();
+        let response = deliver_webhook(
+            &http(),
+            &w.hoist.url("/webhooks/github"),
+            SECRET,
+            "release",
+            delivery,
+            bytes.as_bytes(),
+        )
+        .expect("deliver");
+        assert_eq!(response.status(), 202);
+    };
+    w.report(OLDER_COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
+    w.report(OLDER_COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    deliver("d-1", "published", 1, "v1.2.3", false);
+    w.wait_for("v1.2.3's tags", |w| w.tags().len() == 5);
+    let v1 = w
+        .tags()
+        .iter()
+        .find(|(t, _)| t == "latest")
+        .map(|(_, d)| d.clone())
+        .expect("latest");
+
+    w.report(COMMIT, "v2.0.0", "linux/amd64", &w.amd64);
+    w.report(COMMIT, "v2.0.0", "linux/arm64", &w.arm64);
+    deliver("d-2", "published", 2, "v2.0.0", true);
+    w.wait_for("the prerelease's own tags", |w| w.tags().len() == 7);
+    let names = tag_names(&w.tags()).join(" ");
+    assert_eq!(names, "1 1.2 1.2.3 2.0.0 latest sha-1111111 sha-6113728");
+    let latest = |w: &World| {
+        w.tags()
+            .iter()
+            .find(|(t, _)| t == "latest")
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(latest(&w), v1, "a prerelease does not move latest");
+
+    deliver("d-3", "released", 2, "v2.0.0", false);
+    w.wait_for("the floating tags of the promoted release", |w| {
+        w.tags().len() == 9
+    });
+    let v2 = w
+        .tags()
+        .iter()
+        .find(|(t, _)| t == "2.0.0")
+        .map(|(_, d)| d.clone())
+        .expect("2.0.0");
+    assert_eq!(latest(&w), v2);
+
+    deliver("d-4", "deleted", 2, "v2.0.0", false);
+    w.wait_for("latest rolled back", |w| latest(w) == v1);
+    let events = w.get(&format!("/v1/tag-events?image={}&tag=latest", w.image()));
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["create", "move", "rollback"]);
+    // The registry agrees with the ledger.
+    let raw = raw_manifest(&format!("{}:latest", w.image()), None);
+    assert_eq!(hoist_tests::image::sha256(&raw), v1);
+}
