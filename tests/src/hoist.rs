@@ -1,6 +1,5 @@
 //! The `hoist` binary of this workspace, run as a process the way an operator runs it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
@@ -95,41 +94,41 @@ impl Hoist {
         env: &[(&str, &str)],
         listen: &str,
     ) -> Hoist {
-        let log = File::create(dir.path().join("hoist.log")).expect("create hoist.log");
-        let mut command = Command::new(hoist_bin());
-        command
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log);
-        for (key, value) in env {
-            command.env(key, value);
-        }
         if let Some(config) = config {
             std::fs::write(dir.path().join("hoist.toml"), config).expect("write hoist.toml");
-            command.args(["--config", "hoist.toml"]);
         }
-        command.arg("serve");
-        let child = command.spawn().expect("start hoist serve");
+        let child = spawn(dir.path(), config.is_some(), env);
         let mut hoist = Hoist {
             child,
             dir,
             base_url: format!("http://{listen}"),
         };
-        let url = hoist.url("/healthz");
+        hoist.wait_healthy();
+        hoist
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and starts it again in the same
+    /// folder with the same config and `env`.
+    pub fn crash_and_restart(&mut self, env: &[(&str, &str)]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let has_config = self.dir.path().join("hoist.toml").is_file();
+        self.child = spawn(self.dir.path(), has_config, env);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let url = self.url("/healthz");
         let client = http();
         wait_until("hoist answering /healthz", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = hoist.child.try_wait() {
-                panic!("hoist exited with {status}:\n{}", hoist.log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("hoist exited with {status}:\n{}", self.log());
             }
             client
                 .get(&url)
                 .send()
                 .is_ok_and(|r| r.status().is_success())
         });
-        hoist
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -179,6 +178,31 @@ impl Hoist {
         let dir = tempfile::tempdir().expect("placeholder temp folder");
         std::mem::replace(&mut self.dir, dir)
     }
+}
+
+/// Starts `hoist serve` in `dir`, appending to its hoist.log.
+fn spawn(dir: &Path, with_config: bool, env: &[(&str, &str)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("hoist.log"))
+        .expect("open hoist.log");
+    let mut command = Command::new(hoist_bin());
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    if with_config {
+        command.args(["--config", "hoist.toml"]);
+    }
+    command.arg("serve");
+    command.spawn().expect("start hoist serve")
 }
 
 impl Drop for Hoist {

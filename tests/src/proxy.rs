@@ -33,6 +33,8 @@ pub enum Fault {
     CutAfter(usize),
     /// Forward, but flip one byte in the middle of the response body.
     Corrupt,
+    /// Forward after waiting this long (a slow network, or time to crash something).
+    Delay(std::time::Duration),
 }
 
 /// A fault applied to the next `times` requests whose method is `method` and whose path
@@ -229,6 +231,9 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
         return Ok(());
     }
 
+    if let Some(Fault::Delay(wait)) = &fault {
+        thread::sleep(*wait);
+    }
     let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut to_upstream = upstream.try_clone()?;
     to_upstream.write_all(&request.encode())?;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hoist_tests::image::{Layout, noise, raw_manifest};
-use hoist_tests::{Hoist, Registry, deliver_webhook, free_port, http};
+use hoist_tests::{Fault, Hoist, Proxy, Registry, Rule, deliver_webhook, free_port, http};
 use serde_json::{Value, json};
 
 const SECRET: &str = "publish-webhook-secret";
@@ -15,7 +15,11 @@ const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const OLDER_COMMIT: &str = "1111111111111111111111111111111111111111";
 
 struct World {
-    staging: Registry,
+    /// Kept so the staging registry lives as long as the test.
+    _staging: Registry,
+    /// Where hoist reads the staging registry: the registry itself, or a proxy in front.
+    staging_host: String,
+    proxy: Option<Proxy>,
     target: Registry,
     hoist: Hoist,
     amd64: String,
@@ -24,7 +28,13 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(false)
+}
+
+fn world_with(staging_behind_proxy: bool) -> World {
     let staging = Registry::start();
+    let proxy = staging_behind_proxy.then(|| Proxy::start(staging.port()));
+    let staging_host = proxy.as_ref().map_or_else(|| staging.host(), Proxy::host);
     let target = Registry::start();
     let mut layout = Layout::new();
     let amd64 = layout.image("linux", "amd64", &[noise(4096, 1), noise(2048, 2)]);
@@ -53,6 +63,10 @@ host = "{staging}"
 anonymous = true
 insecure = true
 [[registry]]
+host = "{proxy}"
+anonymous = true
+insecure = true
+[[registry]]
 host = "{target}"
 anonymous = true
 insecure = true
@@ -62,6 +76,9 @@ image = "{target}/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
 "#,
         staging = staging.host(),
+        proxy = proxy
+            .as_ref()
+            .map_or_else(|| "proxy.invalid".to_owned(), Proxy::host),
         target = target.host(),
     );
     let hoist = Hoist::start(
@@ -76,7 +93,9 @@ platforms = ["linux/amd64", "linux/arm64"]
     World {
         amd64: amd64.digest,
         arm64: arm64.digest,
-        staging,
+        _staging: staging,
+        staging_host,
+        proxy,
         target,
         hoist,
         _layout: layout,
@@ -94,7 +113,7 @@ impl World {
             "commit": commit,
             "ref": format!("refs/tags/{tag}"),
             "platform": platform,
-            "image": format!("{}/ci/app@{digest}", self.staging.host()),
+            "image": format!("{}/ci/app@{digest}", self.staging_host),
         });
         let response = http()
             .post(self.hoist.url("/v1/builds"))
@@ -383,4 +402,56 @@ fn prerelease_then_released_then_deleted_moves_floating_tags_forward_and_back() 
     // The registry agrees with the ledger.
     let raw = raw_manifest(&format!("{}:latest", w.image()), None);
     assert_eq!(hoist_tests::image::sha256(&raw), v1);
+}
+
+/// kill -9 in the middle of copying, then a restart: the publication completes, with
+/// exactly one ledger event per tag and every tag pointing at what the registry has.
+#[test]
+fn hoist_killed_mid_copy_completes_the_publication_after_a_restart() {
+    let mut w = world_with(true);
+    let proxy = w.proxy.as_ref().expect("proxy");
+    // The first blob reads hang long enough to kill hoist while it copies.
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: "/blobs/",
+        times: 2,
+        fault: Fault::Delay(Duration::from_secs(3)),
+    });
+    w.report(COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.release("rel-1", 1, "v1.2.3");
+    w.wait_for("the copy to start", |w| {
+        w.proxy
+            .as_ref()
+            .is_some_and(|p| p.seen().iter().any(|s| s.path.contains("/blobs/")))
+            || w.get("/v1/publications?state=running")["items"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty())
+    });
+    assert!(w.tags().is_empty(), "killed before any tag");
+
+    w.hoist.crash_and_restart(&[
+        ("SECRET", SECRET),
+        ("CI_TOKEN", CI_TOKEN),
+        ("API_TOKEN", API_TOKEN),
+    ]);
+
+    w.wait_for("the tags after the restart", |w| w.tags().len() == 5);
+    let events = w.get(&format!("/v1/tag-events?image={}", w.image()));
+    assert_eq!(
+        events["items"].as_array().expect("items").len(),
+        5,
+        "one event per tag"
+    );
+    for (tag, digest) in w.tags() {
+        let raw = raw_manifest(&format!("{}:{tag}", w.image()), None);
+        assert_eq!(hoist_tests::image::sha256(&raw), digest, "{tag}");
+    }
+    assert!(
+        w.hoist
+            .log()
+            .contains("re-queued the jobs a previous run left unfinished"),
+        "{}",
+        w.hoist.log()
+    );
 }
