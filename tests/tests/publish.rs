@@ -58,6 +58,7 @@ repositories = ["Codertocat/*"]
 [[api_token]]
 name = "ops"
 token_env = "API_TOKEN"
+role = "admin"
 [[registry]]
 host = "{staging}"
 anonymous = true
@@ -325,6 +326,20 @@ fn a_build_reported_as_the_wrong_platform_fails_the_publication_clearly() {
         "{error}"
     );
     assert!(w.tags().is_empty(), "no tag points at a mislabeled build");
+
+    // CI reports the right image; the failed publication stays failed until an operator
+    // retries it, and then it completes.
+    w.report(COMMIT, "v2.0.0", "linux/arm64", &w.arm64);
+    let id = failed["id"].as_i64().expect("id");
+    let response = http()
+        .post(w.hoist.url(&format!("/v1/publications/{id}/retry")))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .expect("retry");
+    assert_eq!(response.status(), 202);
+    w.wait_for("the retried publication", |w| w.tags().len() == 5);
+    let detail = w.get(&format!("/v1/publications/{id}"));
+    assert_eq!(detail["state"], "succeeded");
 }
 
 /// A prerelease gets only its own tags; promoting it moves the floating tags; deleting it

@@ -111,6 +111,10 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/v1/digests/{digest}", get(ledger::tags_at_digest))
         .route("/v1/publications", get(publications::list_publications))
         .route("/v1/publications/{id}", get(publications::show_publication))
+        .route(
+            "/v1/publications/{id}/retry",
+            post(publications::retry_publication),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

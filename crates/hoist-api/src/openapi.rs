@@ -15,6 +15,8 @@ pub(crate) enum Access {
     CiToken,
     /// An `[[api_token]]` bearer token, read or admin.
     Operator,
+    /// An `[[api_token]]` bearer token with the admin role.
+    Admin,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,39 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/v1/publications",
+        summary: "Publications, newest first, optionally of one image or in one state.",
+        access: Access::Operator,
+        query: &[
+            ("image", false, "A configured image, registry/path."),
+            (
+                "state",
+                false,
+                "waiting, running, succeeded, failed or stalled.",
+            ),
+            PAGE[0],
+            PAGE[1],
+        ],
+        success: (200, "PublicationList"),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/publications/{id}",
+        summary: "One publication with its steps (start, end, error) and the builds it is made of.",
+        access: Access::Operator,
+        query: &[],
+        success: (200, "PublicationDetail"),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/publications/{id}/retry",
+        summary: "Runs a failed or stalled publication again (admin token).",
+        access: Access::Admin,
+        query: &[],
+        success: (202, "Publication"),
+    },
+    Endpoint {
+        method: "get",
         path: "/v1/digests/{digest}",
         summary: "The tags of an image that point at a digest.",
         access: Access::Operator,
@@ -239,6 +274,7 @@ fn operation(endpoint: &Endpoint) -> Value {
         Access::GitHubSignature => errors.extend(["400", "401", "413", "415"]),
         Access::CiToken => errors.extend(["400", "401", "403", "409", "413", "415", "422"]),
         Access::Operator => errors.extend(["400", "401", "404"]),
+        Access::Admin => errors.extend(["401", "403", "404", "409"]),
     }
     for code in errors {
         responses[code] = error.clone();
@@ -250,15 +286,17 @@ fn operation(endpoint: &Endpoint) -> Value {
             json!({ "name": name, "in": "query", "required": required, "description": description, "schema": string() })
         })
         .collect();
-    if endpoint.path.contains("{digest}") {
-        parameters
-            .push(json!({ "name": "digest", "in": "path", "required": true, "schema": string() }));
+    for name in ["digest", "id"] {
+        if endpoint.path.contains(&format!("{{{name}}}")) {
+            parameters
+                .push(json!({ "name": name, "in": "path", "required": true, "schema": string() }));
+        }
     }
     let mut op =
         json!({ "summary": endpoint.summary, "parameters": parameters, "responses": responses });
     match endpoint.access {
         Access::CiToken => op["security"] = json!([{ "ciToken": [] }]),
-        Access::Operator => op["security"] = json!([{ "apiToken": [] }]),
+        Access::Operator | Access::Admin => op["security"] = json!([{ "apiToken": [] }]),
         Access::GitHubSignature => {
             if let Some(p) = op["parameters"].as_array_mut() {
                 for name in ["X-Hub-Signature-256", "X-GitHub-Event", "X-GitHub-Delivery"] {

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use hoist_store::PublicationRow;
+use axum::http::StatusCode;
+use hoist_domain::config::Role;
+use hoist_store::{PublicationRow, RetryOutcome};
 use serde_json::{Value, json};
 
 use crate::auth::Operator;
@@ -67,4 +69,27 @@ pub(crate) async fn show_publication(
     body["steps"] = json!(steps);
     body["builds"] = json!(builds);
     Ok(Json(body))
+}
+
+pub(crate) async fn retry_publication(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<PublicationRow>), ApiError> {
+    if operator.role != Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "retrying a publication needs an admin token; {:?} has the read role",
+            operator.name
+        )));
+    }
+    match state.store().retry_publication(id).await? {
+        RetryOutcome::Queued(publication) => {
+            tracing::info!(operator = %operator.name, id, "publication retry queued");
+            Ok((StatusCode::ACCEPTED, Json(publication)))
+        }
+        RetryOutcome::NotFound => Err(ApiError::NotFound(format!("no publication {id}"))),
+        RetryOutcome::NotRetryable { state } => Err(ApiError::Conflict(format!(
+            "publication {id} is {state}; only failed or stalled publications are retried"
+        ))),
+    }
 }

@@ -145,6 +145,32 @@ impl Pipeline {
         }
     }
 
+    /// Marks publications that waited longer than `[publish] wait_timeout` as stalled,
+    /// once a minute until `shutdown`. A late build revives them.
+    pub async fn run_reconciler(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+            match self
+                .store
+                .stall_waiting_publications(self.config.publish.wait_timeout)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(publications = n, "publications stalled waiting for builds")
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "could not check for stalled publications")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs jobs until `shutdown`: woken when jobs are queued, polling as a fallback.
     pub async fn run_worker(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         loop {

@@ -25,7 +25,7 @@ pub use ingest::{
 
 pub use jobs::ClaimedJob;
 pub use ledger::{MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
-pub use publications::{PublicationRow, StepRow};
+pub use publications::{PublicationRow, RetryOutcome, StepRow};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -245,3 +245,107 @@ impl Store {
         Ok(rows)
     }
 }
+
+impl Store {
+    /// Marks `waiting` publications older than `after` as `stalled`, naming what they wait
+    /// for; returns how many.
+    pub async fn stall_waiting_publications(
+        &self,
+        after: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let seconds = after.as_secs_f64();
+        let done = sqlx::query!(
+            "UPDATE publications SET state = 'stalled',
+                 error = 'stalled: ' || ifnull(error, 'waiting for builds'),
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE state = 'waiting'
+               AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ? || ' seconds')",
+            seconds
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Publications by state, for metrics.
+    pub async fn publication_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query!(r#"SELECT state, count(*) AS "n!: i64" FROM publications GROUP BY state"#)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
+    }
+
+    /// Jobs by kind and state, for metrics.
+    pub async fn job_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT kind, state, count(*) AS "n!: i64" FROM jobs GROUP BY kind, state"#
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.kind, r.state, r.n)).collect())
+    }
+}
+
+/// What asking to retry a publication did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Queued(PublicationRow),
+    NotFound,
+    /// Only failed or stalled publications are retried.
+    NotRetryable {
+        state: String,
+    },
+}
+
+impl Store {
+    /// Puts a failed or stalled publication back to `waiting` and queues the job that runs
+    /// it, in one transaction.
+    pub async fn retry_publication(&self, id: i64) -> Result<RetryOutcome, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query!(
+            "SELECT state, repository, commit_sha, release_id FROM publications WHERE id = ?",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        if row.state != "failed" && row.state != "stalled" {
+            return Ok(RetryOutcome::NotRetryable { state: row.state });
+        }
+        sqlx::query!(
+            "UPDATE publications SET state = 'waiting', error = NULL,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        let job = match row.release_id {
+            Some(release_id) => hoist_domain::job::Job::Release {
+                release_id,
+                action: "published".to_owned(),
+            },
+            None => hoist_domain::job::Job::Builds {
+                repository: row.repository,
+                commit: row.commit_sha,
+            },
+        };
+        let (kind, payload) = (job.kind(), job.to_payload());
+        sqlx::query!(
+            "INSERT INTO jobs (kind, payload) VALUES (?, ?)",
+            kind,
+            payload
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notify_workers();
+        let row = self
+            .publication(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("publication {id} vanished")))?;
+        Ok(RetryOutcome::Queued(row))
+    }
+}

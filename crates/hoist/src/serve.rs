@@ -115,6 +115,14 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             ("publication worker", ran)
         });
     }
+    let (reconciler, stop) = (pipeline.clone(), shutdown.clone());
+    components.spawn(async move {
+        let ran = reconciler
+            .run_reconciler(stop)
+            .await
+            .map_err(anyhow::Error::from);
+        ("reconciler", ran)
+    });
     tracing::info!(workers, "publication workers started");
 
     let outcome = supervise(components, &shutdown, shutdown_signal(), shutdown_timeout).await;

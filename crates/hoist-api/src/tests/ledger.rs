@@ -1,6 +1,7 @@
 //! The ledger over REST: images, tags, tag events and digests, with auth and pagination.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use hoist_store::{MoveIntent, TagMove};
 use serde_json::Value;
 
@@ -173,5 +174,39 @@ async fn ledger_endpoints_need_a_token_and_a_configured_image() {
     assert_eq!(
         missing.body["error"]["message"],
         "the image query parameter is required"
+    );
+}
+
+#[tokio::test]
+async fn retrying_a_publication_needs_an_admin_token_and_a_failed_publication() {
+    let app = app().await;
+    let request = |token: &str| {
+        Request::post("/v1/publications/1/retry")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let read = app.send(request(READ_TOKEN)).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        read.body["error"]["message"],
+        "retrying a publication needs an admin token; \"ops\" has the read role"
+    );
+    let missing = app.send(request(ADMIN_TOKEN)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    hoist_store::test_support::mark_published(
+        &app.store,
+        "Codertocat/Hello-World",
+        IMAGE,
+        &"a".repeat(40),
+    )
+    .await
+    .unwrap();
+    let done = app.send(request(ADMIN_TOKEN)).await;
+    assert_eq!(done.status, StatusCode::CONFLICT);
+    assert_eq!(
+        done.body["error"]["message"],
+        "publication 1 is succeeded; only failed or stalled publications are retried"
     );
 }

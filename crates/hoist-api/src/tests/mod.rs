@@ -25,6 +25,7 @@ pub const OLD_SECRET: &str = "previous-webhook-secret";
 pub const CI_TOKEN: &str = "ci-token-for-codertocat";
 pub const OTHER_CI_TOKEN: &str = "ci-token-for-someone-else";
 pub const READ_TOKEN: &str = "operator-read-token-1";
+pub const ADMIN_TOKEN: &str = "operator-admin-token-1";
 
 const CONFIG: &str = r#"
 [github]
@@ -43,6 +44,11 @@ repositories = ["someone/*"]
 [[api_token]]
 name = "ops"
 token_env = "READ"
+
+[[api_token]]
+name = "admin"
+token_env = "ADMIN"
+role = "admin"
 
 [[registry]]
 host = "ghcr.io"
@@ -81,6 +87,7 @@ pub async fn app() -> TestApp {
         ("CI", CI_TOKEN.to_owned()),
         ("OTHER", OTHER_CI_TOKEN.to_owned()),
         ("READ", READ_TOKEN.to_owned()),
+        ("ADMIN", ADMIN_TOKEN.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -12,7 +12,8 @@ async fn every_documented_endpoint_is_served() {
     for endpoint in ENDPOINTS {
         let path = endpoint
             .path
-            .replace("{digest}", &format!("sha256:{}", "0".repeat(64)));
+            .replace("{digest}", &format!("sha256:{}", "0".repeat(64)))
+            .replace("{id}", "1");
         let request = Request::builder()
             .method(endpoint.method.to_uppercase().as_str())
             .uri(&path)
