@@ -85,7 +85,7 @@ pub(crate) async fn retry_publication(
     match state.store().retry_publication(id).await? {
         RetryOutcome::Queued(publication) => {
             tracing::info!(operator = %operator.name, id, "publication retry queued");
-            Ok((StatusCode::ACCEPTED, Json(publication)))
+            Ok((StatusCode::ACCEPTED, Json(*publication)))
         }
         RetryOutcome::NotFound => Err(ApiError::NotFound(format!("no publication {id}"))),
         RetryOutcome::NotRetryable { state } => Err(ApiError::Conflict(format!(

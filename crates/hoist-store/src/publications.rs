@@ -290,7 +290,7 @@ impl Store {
 /// What asking to retry a publication did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryOutcome {
-    Queued(PublicationRow),
+    Queued(Box<PublicationRow>),
     NotFound,
     /// Only failed or stalled publications are retried.
     NotRetryable {
@@ -346,6 +346,6 @@ impl Store {
             .publication(id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("publication {id} vanished")))?;
-        Ok(RetryOutcome::Queued(row))
+        Ok(RetryOutcome::Queued(Box::new(row)))
     }
 }
