@@ -11,6 +11,7 @@ mod health;
 mod layers;
 mod ledger;
 mod listing;
+mod metrics;
 mod openapi;
 mod publications;
 mod webhook;
@@ -99,6 +100,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve_openapi))
+        .route("/metrics", get(metrics::metrics))
         .route("/webhooks/github", post(webhook::handle_github_webhook))
         .route(
             "/v1/builds",

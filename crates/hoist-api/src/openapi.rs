@@ -66,6 +66,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         success: (200, "OpenApi"),
     },
     Endpoint {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics: publications by state, jobs, queue depth, tags per image.",
+        access: Access::Public,
+        query: &[],
+        success: (200, "Metrics"),
+    },
+    Endpoint {
         method: "post",
         path: "/webhooks/github",
         summary: "A GitHub webhook delivery (release, push, ping); verified, deduplicated on X-GitHub-Delivery, recorded.",
@@ -226,6 +234,7 @@ fn schemas() -> Value {
         "Health": object(json!({ "status": string(), "version": string(), "git_sha": string(), "built_at": string() })),
         "Ready": object(json!({ "status": string(), "database": string(), "checked_at": string() })),
         "OpenApi": { "type": "object" },
+        "Metrics": { "type": "string", "description": "Prometheus text exposition format." },
         "WebhookAnswer": {
             "type": "object",
             "properties": { "delivery": string(), "outcome": { "enum": ["pong", "accepted", "ignored"] }, "reason": string(), "release": { "type": "object" } },

@@ -82,3 +82,37 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"]["code"], "body_too_large");
 }
+
+#[tokio::test]
+async fn metrics_report_publications_jobs_and_tags_in_prometheus_text() {
+    let app = app().await;
+    hoist_store::test_support::mark_published(
+        &app.store,
+        "Codertocat/Hello-World",
+        "ghcr.io/codertocat/hello-world",
+        &"a".repeat(40),
+    )
+    .await
+    .unwrap();
+    let response = app.router.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for line in [
+        "hoist_build_info{version=\"9.9.9\",git_sha=\"abc1234\"} 1",
+        "hoist_publications{state=\"succeeded\"} 1",
+        "hoist_publications{state=\"failed\"} 0",
+        "hoist_job_queue_depth 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}

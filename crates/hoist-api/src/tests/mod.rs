@@ -123,7 +123,15 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"));
+        // Every answer is JSON but /metrics, which is Prometheus text.
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            let text = String::from_utf8(bytes.to_vec()).expect("a UTF-8 body");
+            assert!(
+                text.starts_with("# HELP"),
+                "neither JSON nor metrics: {text}"
+            );
+            Value::String(text)
+        });
         Reply {
             status,
             headers,
