@@ -27,6 +27,22 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
+/// The media type of a request's `Content-Type`, lowercased, without parameters.
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 /// Largest request body accepted: GitHub's own cap on webhook payloads.
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 

@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoist_domain::config::Config;
@@ -34,17 +33,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
 
 /// The JSON payload of a body sent as `application/json` or as a form with `payload=`.
 fn json_payload(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let content_type = crate::media_type(headers).unwrap_or_default();
     match content_type.as_str() {
         "application/json" => Ok(body.to_vec()),
         "application/x-www-form-urlencoded" => form_urlencoded::parse(body)

@@ -12,7 +12,8 @@ use std::time::SystemTime;
 use hoist_domain::config::Repository;
 use hoist_domain::job::Job;
 use hoist_domain::tags::{
-    EventContext, GitRef, RollbackTarget, TagRole, Version, plan_deletion, plan_release,
+    ComputedTags, EventContext, GitRef, RollbackTarget, TagRole, Version, plan_deletion,
+    plan_release,
 };
 use hoist_domain::{CommitSha, ImageRef, Platform};
 use hoist_registry::{
@@ -280,16 +281,7 @@ impl Pipeline {
             Some(release) => GitRef::Tag(release.tag.clone()),
             None => GitRef::Branch(DEFAULT_BRANCH.to_owned()),
         };
-        let event = EventContext {
-            git_ref,
-            commit,
-            default_branch: DEFAULT_BRANCH.to_owned(),
-            time: SystemTime::now(),
-        };
-        let computed = repo
-            .tag_policy
-            .compute(&event)
-            .map_err(|e| refused(e.to_string()))?;
+        let computed = compute_tags(repo, git_ref, commit)?;
         let published = self.published_versions(repo).await?;
         let plan = plan_release(&computed, &published);
         let prerelease = release.is_some_and(|r| r.prerelease);
@@ -435,16 +427,7 @@ impl Pipeline {
             Some(c) => parse("commit", c)?,
             None => return Ok(()),
         };
-        let event = EventContext {
-            git_ref: GitRef::Tag(release.tag.clone()),
-            commit,
-            default_branch: DEFAULT_BRANCH.to_owned(),
-            time: SystemTime::now(),
-        };
-        let computed = repo
-            .tag_policy
-            .compute(&event)
-            .map_err(|e| refused(e.to_string()))?;
+        let computed = compute_tags(repo, GitRef::Tag(release.tag.clone()), commit)?;
         let remaining = self.published_versions(repo).await?;
         for rollback in plan_deletion(&computed, &remaining) {
             let RollbackTarget::Version(version) = &rollback.to else {
@@ -481,6 +464,23 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// The tags the repository's policy gives an event at this ref and commit.
+fn compute_tags(
+    repo: &Repository,
+    git_ref: GitRef,
+    commit: CommitSha,
+) -> Result<ComputedTags, PipelineError> {
+    let event = EventContext {
+        git_ref,
+        commit,
+        default_branch: DEFAULT_BRANCH.to_owned(),
+        time: SystemTime::now(),
+    };
+    repo.tag_policy
+        .compute(&event)
+        .map_err(|e| refused(e.to_string()))
 }
 
 fn platform_of(p: &IndexPlatform) -> Option<Platform> {
