@@ -5,13 +5,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use hoist_domain::{Digest, ImageRef};
-use hoist_store::{TagEventRow, TagRow};
+use hoist_store::{JsonPage, TagRow};
 use serde::Serialize;
 
 use crate::auth::Operator;
 use crate::builds::page;
-use crate::listing::Listing;
+use crate::listing::{Listing, Page};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Serialize)]
@@ -67,29 +69,43 @@ pub(crate) async fn list_tags(
     State(state): State<AppState>,
     operator: Operator,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Listing<TagRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     let image = configured_image(&state, &params)?;
     tracing::debug!(operator = %operator.name, %image, "listing tags");
     let page = page(&params)?;
     let after = page.after.clone().unwrap_or_default();
-    let rows = state.store().list_tags(&image, &after, page.limit).await?;
-    Ok(Json(Listing::new(rows, &page, |t| t.tag.clone())))
+    let rows = state
+        .store()
+        .list_tags_json(&image, &after, page.limit)
+        .await?;
+    Ok(json_listing(rows, &page))
 }
 
 pub(crate) async fn list_tag_events(
     State(state): State<AppState>,
     operator: Operator,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Listing<TagEventRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     let image = configured_image(&state, &params)?;
     tracing::debug!(operator = %operator.name, %image, "listing tag events");
     let page = page(&params)?;
     let tag = params.get("tag").map(String::as_str);
     let rows = state
         .store()
-        .list_tag_events(&image, tag, page.after_id()?, page.limit)
+        .list_tag_events_json(&image, tag, page.after_id()?, page.limit)
         .await?;
-    Ok(Json(Listing::new(rows, &page, |e| e.id.to_string())))
+    Ok(json_listing(rows, &page))
+}
+
+/// A [`Listing`] whose items SQLite already rendered: the same shape, without decoding
+/// and encoding every row again.
+fn json_listing(rows: JsonPage, page: &Page) -> Response {
+    let next = match rows.last {
+        Some(last) if rows.count >= page.limit => serde_json::Value::String(last).to_string(),
+        _ => "null".to_owned(),
+    };
+    let body = format!("{{\"items\":{},\"next\":{next}}}", rows.items);
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub(crate) async fn tags_at_digest(

@@ -279,3 +279,93 @@ impl Store {
         Ok(digest)
     }
 }
+
+/// A page rendered by SQLite as a JSON array, with what the caller needs for the cursor.
+/// The REST endpoints pass the array through as is: one row crosses from SQLite instead of
+/// one per item, and nothing is decoded and encoded again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPage {
+    /// A JSON array of the items, in order.
+    pub items: String,
+    pub count: i64,
+    /// The cursor of the last item (its id, or its tag name), when there is one.
+    pub last: Option<String>,
+}
+
+impl Store {
+    /// [`Store::list_tags`], rendered as JSON.
+    pub async fn list_tags_json(
+        &self,
+        image: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<JsonPage, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT json_group_array(json_object(
+                        'tag', tag, 'digest', digest, 'updated_at', updated_at,
+                        'publication_id', publication_id, 'event_id', event_id)) AS "items!: String",
+                      count(*) AS "count!: i64", max(tag) AS "last: String"
+               FROM (SELECT * FROM tags WHERE image = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3)"#,
+            image,
+            after,
+            limit
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(JsonPage {
+            items: row.items,
+            count: row.count,
+            last: row.last,
+        })
+    }
+
+    /// [`Store::list_tag_events`], rendered as JSON.
+    pub async fn list_tag_events_json(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<JsonPage, StoreError> {
+        // Two statements, so each uses its own index: (image, tag, id) or (image, id).
+        let (items, count, last) = match tag {
+            Some(tag) => {
+                let row = sqlx::query!(
+                    r#"SELECT json_group_array(json_object(
+                                'id', id, 'image', image, 'tag', tag, 'digest', digest,
+                                'previous_digest', previous_digest, 'kind', kind, 'reason', reason,
+                                'publication_id', publication_id, 'release_tag', release_tag,
+                                'created_at', created_at)) AS "items!: String",
+                              count(*) AS "count!: i64", CAST(max(id) AS TEXT) AS "last: String"
+                       FROM (SELECT * FROM tag_events WHERE image = ?1 AND tag = ?2 AND id > ?3
+                             ORDER BY id LIMIT ?4)"#,
+                    image,
+                    tag,
+                    after,
+                    limit
+                )
+                .fetch_one(&self.reader)
+                .await?;
+                (row.items, row.count, row.last)
+            }
+            None => {
+                let row = sqlx::query!(
+                    r#"SELECT json_group_array(json_object(
+                                'id', id, 'image', image, 'tag', tag, 'digest', digest,
+                                'previous_digest', previous_digest, 'kind', kind, 'reason', reason,
+                                'publication_id', publication_id, 'release_tag', release_tag,
+                                'created_at', created_at)) AS "items!: String",
+                              count(*) AS "count!: i64", CAST(max(id) AS TEXT) AS "last: String"
+                       FROM (SELECT * FROM tag_events WHERE image = ?1 AND id > ?2 ORDER BY id LIMIT ?3)"#,
+                    image,
+                    after,
+                    limit
+                )
+                .fetch_one(&self.reader)
+                .await?;
+                (row.items, row.count, row.last)
+            }
+        };
+        Ok(JsonPage { items, count, last })
+    }
+}

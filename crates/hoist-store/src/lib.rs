@@ -24,7 +24,7 @@ pub use ingest::{
 };
 
 pub use jobs::ClaimedJob;
-pub use ledger::{MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
+pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
 pub use publications::{PublicationRow, RetryOutcome, StepRow};
 
 use std::path::{Path, PathBuf};
