@@ -109,10 +109,14 @@ impl World {
     }
 
     fn report(&self, commit: &str, tag: &str, platform: &str, digest: &str) {
+        self.report_ref(commit, &format!("refs/tags/{tag}"), platform, digest);
+    }
+
+    fn report_ref(&self, commit: &str, git_ref: &str, platform: &str, digest: &str) {
         let body = json!({
             "repository": "Codertocat/Hello-World",
             "commit": commit,
-            "ref": format!("refs/tags/{tag}"),
+            "ref": git_ref,
             "platform": platform,
             "image": format!("{}/ci/app@{digest}", self.staging_host),
         });
@@ -469,4 +473,32 @@ fn hoist_killed_mid_copy_completes_the_publication_after_a_restart() {
         "{}",
         w.hoist.log()
     );
+}
+
+/// Builds of the default branch are published without a release, with the branch's tags
+/// only: here the default policy's `sha-<7>`.
+#[test]
+fn default_branch_builds_publish_the_sha_tag_without_a_release() {
+    let w = world();
+    w.report_ref(COMMIT, "refs/heads/main", "linux/amd64", &w.amd64);
+    w.report_ref(COMMIT, "refs/heads/main", "linux/arm64", &w.arm64);
+    w.wait_for("the sha tag", |w| !w.tags().is_empty());
+    let tags = w.tags();
+    assert_eq!(tag_names(&tags), ["sha-6113728"]);
+    let raw = raw_manifest(&format!("{}:sha-6113728", w.image()), None);
+    let index: Value = serde_json::from_slice(&raw).expect("index");
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.revision"],
+        COMMIT
+    );
+    assert!(
+        index["annotations"]
+            .get("org.opencontainers.image.version")
+            .is_none()
+    );
+    // A build of another branch publishes nothing.
+    w.report_ref(OLDER_COMMIT, "refs/heads/feature", "linux/amd64", &w.amd64);
+    w.report_ref(OLDER_COMMIT, "refs/heads/feature", "linux/arm64", &w.arm64);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(tag_names(&w.tags()), ["sha-6113728"]);
 }

@@ -26,9 +26,6 @@ use crate::PipelineError;
 use crate::error::RegistryContext;
 use crate::worker::{JobFailure, Pipeline};
 
-/// The default branch `{{is_default_branch}}` and `type=edge` compare against.
-const DEFAULT_BRANCH: &str = "main";
-
 fn refused(message: String) -> PipelineError {
     PipelineError::Refused(message)
 }
@@ -84,11 +81,11 @@ impl Pipeline {
                 let Some(repo) = self.repository(repository) else {
                     return Ok(());
                 };
-                for release in self
+                let releases = self
                     .store
                     .published_releases_of_commit(repository, commit)
-                    .await?
-                {
+                    .await?;
+                for release in &releases {
                     let publication = self
                         .store
                         .ensure_publication(
@@ -99,7 +96,25 @@ impl Pipeline {
                         )
                         .await?;
                     if matches!(publication.state.as_str(), "waiting" | "stalled") {
-                        self.publish(repo, publication, Some(&release)).await?;
+                        self.publish(repo, publication, Some(release)).await?;
+                    }
+                }
+                // A commit built on the default branch is published without a release too,
+                // with the tags the policy gives a branch (sha, edge, ...).
+                let default_ref = format!("refs/heads/{}", repo.default_branch);
+                let on_default_branch = self
+                    .store
+                    .builds_of_commit(repository, commit)
+                    .await?
+                    .iter()
+                    .any(|b| b.git_ref.as_deref() == Some(default_ref.as_str()));
+                if on_default_branch {
+                    let publication = self
+                        .store
+                        .ensure_publication(&repo.image.name(), repository, commit, None)
+                        .await?;
+                    if matches!(publication.state.as_str(), "waiting" | "stalled") {
+                        self.publish(repo, publication, None).await?;
                     }
                 }
                 Ok(())
@@ -279,7 +294,7 @@ impl Pipeline {
         let commit: CommitSha = parse("commit", &publication.commit)?;
         let git_ref = match release {
             Some(release) => GitRef::Tag(release.tag.clone()),
-            None => GitRef::Branch(DEFAULT_BRANCH.to_owned()),
+            None => GitRef::Branch(repo.default_branch.clone()),
         };
         let computed = compute_tags(repo, git_ref, commit)?;
         let published = self.published_versions(repo).await?;
@@ -475,7 +490,7 @@ fn compute_tags(
     let event = EventContext {
         git_ref,
         commit,
-        default_branch: DEFAULT_BRANCH.to_owned(),
+        default_branch: repo.default_branch.clone(),
         time: SystemTime::now(),
     };
     repo.tag_policy

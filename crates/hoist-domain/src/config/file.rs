@@ -162,6 +162,14 @@ pub struct RepositoryEntry {
     /// docker/metadata-action `flavor` lines. Default `["latest=auto"]`.
     #[serde(default = "default_flavor")]
     pub flavor: Vec<String>,
+    /// The branch whose builds are published without a release (with the policy's `sha`,
+    /// `edge` and branch tags), and that `{{is_default_branch}}` names. Default `"main"`.
+    #[serde(default = "default_branch")]
+    pub default_branch: String,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
 }
 
 fn default_tags() -> Vec<String> {

@@ -102,6 +102,7 @@ pub struct Repository {
     pub platforms: Vec<Platform>,
     pub tags: Vec<String>,
     pub flavor: Vec<String>,
+    pub default_branch: String,
     /// `tags` and `flavor`, parsed.
     pub tag_policy: TagPolicy,
 }

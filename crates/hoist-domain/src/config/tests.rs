@@ -445,3 +445,22 @@ flavor = ["latest=sometimes"]
         "{found:#?}"
     );
 }
+
+#[test]
+fn default_branch_defaults_to_main_and_must_be_a_branch_name() {
+    let config = ConfigFile::parse(FULL, "full")
+        .unwrap()
+        .validate(&full_env())
+        .unwrap();
+    assert_eq!(config.repositories[0].default_branch, "main");
+    let toml = FULL.replacen(
+        "platforms = [\"linux/arm/v7\"]",
+        "platforms = [\"linux/arm/v7\"]\ndefault_branch = \"refs/heads/main\"",
+        1,
+    );
+    assert_problem(
+        &toml,
+        &full_env(),
+        "repository[1].default_branch: \"refs/heads/main\" is not a branch name like \"main\"",
+    );
+}

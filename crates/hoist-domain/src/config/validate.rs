@@ -568,6 +568,15 @@ fn repository(
         let names = platforms.iter().map(ToString::to_string);
         check_unique(c, &format!("{base}.platforms"), "", names);
     }
+    if entry.default_branch.trim().is_empty() || entry.default_branch.starts_with("refs/") {
+        c.push(
+            format!("{base}.default_branch"),
+            format!(
+                "{:?} is not a branch name like \"main\"",
+                entry.default_branch
+            ),
+        );
+    }
     // Each line on its own, so every bad line is reported, not only the first.
     let no_lines: &[&str] = &[];
     for (j, line) in entry.tags.iter().enumerate() {
@@ -601,6 +610,7 @@ fn repository(
         platforms: platforms?,
         tags: entry.tags.clone(),
         flavor: entry.flavor.clone(),
+        default_branch: entry.default_branch.clone(),
         tag_policy: tag_policy?,
     })
 }
