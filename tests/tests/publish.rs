@@ -20,7 +20,11 @@ struct World {
     /// Where hoist reads the staging registry: the registry itself, or a proxy in front.
     staging_host: String,
     proxy: Option<Proxy>,
-    target: Registry,
+    /// Where hoist publishes: the target registry itself, or a proxy in front of it.
+    target_host: String,
+    target_proxy: Option<Proxy>,
+    /// Kept so the target registry lives as long as the test.
+    _target: Registry,
     hoist: Hoist,
     amd64: String,
     arm64: String,
@@ -28,14 +32,18 @@ struct World {
 }
 
 fn world() -> World {
-    world_with(false)
+    world_with(false, false)
 }
 
-fn world_with(staging_behind_proxy: bool) -> World {
+fn world_with(staging_behind_proxy: bool, target_behind_proxy: bool) -> World {
     let staging = Registry::start();
     let proxy = staging_behind_proxy.then(|| Proxy::start(staging.port()));
     let staging_host = proxy.as_ref().map_or_else(|| staging.host(), Proxy::host);
     let target = Registry::start();
+    let target_proxy = target_behind_proxy.then(|| Proxy::start(target.port()));
+    let target_host = target_proxy
+        .as_ref()
+        .map_or_else(|| target.host(), Proxy::host);
     let mut layout = Layout::new();
     let amd64 = layout.image("linux", "amd64", &[noise(4096, 1), noise(2048, 2)]);
     let arm64 = layout.image("linux", "arm64", &[noise(4096, 3), noise(2048, 4)]);
@@ -68,19 +76,18 @@ host = "{proxy}"
 anonymous = true
 insecure = true
 [[registry]]
-host = "{target}"
+host = "{target_host}"
 anonymous = true
 insecure = true
 [[repository]]
 github = "Codertocat/Hello-World"
-image = "{target}/codertocat/hello-world"
+image = "{target_host}/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
 "#,
         staging = staging.host(),
         proxy = proxy
             .as_ref()
             .map_or_else(|| "proxy.invalid".to_owned(), Proxy::host),
-        target = target.host(),
     );
     let hoist = Hoist::start(
         Some(&config),
@@ -97,7 +104,9 @@ platforms = ["linux/amd64", "linux/arm64"]
         _staging: staging,
         staging_host,
         proxy,
-        target,
+        target_host,
+        target_proxy,
+        _target: target,
         hoist,
         _layout: layout,
     }
@@ -105,7 +114,7 @@ platforms = ["linux/amd64", "linux/arm64"]
 
 impl World {
     fn image(&self) -> String {
-        format!("{}/codertocat/hello-world", self.target.host())
+        format!("{}/codertocat/hello-world", self.target_host)
     }
 
     fn report(&self, commit: &str, tag: &str, platform: &str, digest: &str) {
@@ -427,7 +436,7 @@ fn prerelease_then_released_then_deleted_moves_floating_tags_forward_and_back() 
 /// exactly one ledger event per tag and every tag pointing at what the registry has.
 #[test]
 fn hoist_killed_mid_copy_completes_the_publication_after_a_restart() {
-    let mut w = world_with(true);
+    let mut w = world_with(true, false);
     let proxy = w.proxy.as_ref().expect("proxy");
     // The first blob reads hang long enough to kill hoist while it copies.
     proxy.add(Rule {
@@ -501,4 +510,37 @@ fn default_branch_builds_publish_the_sha_tag_without_a_release() {
     w.report_ref(OLDER_COMMIT, "refs/heads/feature", "linux/arm64", &w.arm64);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(tag_names(&w.tags()), ["sha-6113728"]);
+}
+
+/// The target registry answers 503 to everything for a while: the publication backs off,
+/// retries, and completes once the registry is back, with one ledger event per tag.
+#[test]
+fn a_target_registry_that_is_down_for_a_while_still_gets_the_publication() {
+    let w = world_with(false, true);
+    let proxy = w.target_proxy.as_ref().expect("proxy");
+    for method in ["HEAD", "GET", "PUT", "POST"] {
+        proxy.add(Rule {
+            method,
+            path_contains: "/v2/",
+            times: 12,
+            fault: Fault::Unavailable,
+        });
+    }
+    w.report(COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.release("rel-1", 1, "v1.2.3");
+    w.wait_for("the tags once the registry is back", |w| {
+        w.tags().len() == 5
+    });
+    assert!(
+        proxy.seen().iter().any(|s| s.status == 503),
+        "the registry was down"
+    );
+    let events = w.get(&format!("/v1/tag-events?image={}", w.image()));
+    assert_eq!(events["items"].as_array().expect("items").len(), 5);
+    assert!(
+        w.hoist.log().contains("job failed; will retry"),
+        "the job backed off:\n{}",
+        w.hoist.log()
+    );
 }
