@@ -317,6 +317,32 @@ fn a_release_publishes_a_two_platform_index_with_semver_latest_and_sha_tags() {
     assert_ne!(digest_of("1.1.9"), index_digest);
     assert_eq!(digest_of("1.1"), digest_of("1.1.9"));
     assert_eq!(digest_of("sha-1111111"), digest_of("1.1.9"));
+
+    // An operator forces the immutable 1.2.3 onto the amd64 image alone.
+    let response = http()
+        .put(w.hoist.url(&format!("/v1/tags/1.2.3?image={}", w.image())))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "digest": w.amd64, "reason": "arm64 build withdrawn" }))
+        .send()
+        .expect("force");
+    assert_eq!(response.status(), 202);
+    w.wait_for("the forced tag", |w| {
+        w.tags().iter().any(|(t, d)| t == "1.2.3" && *d == w.amd64)
+    });
+    let raw = raw_manifest(&format!("{}:1.2.3", w.image()), None);
+    assert_eq!(hoist_tests::image::sha256(&raw), w.amd64);
+    let history = w.get(&format!("/v1/tag-events?image={}&tag=1.2.3", w.image()));
+    let kinds: Vec<&str> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["create", "force"]);
+    assert_eq!(
+        history["items"][1]["reason"],
+        "forced by ops: arm64 build withdrawn"
+    );
 }
 
 #[test]

@@ -128,3 +128,52 @@ pub(crate) async fn tags_at_digest(
         next: None,
     }))
 }
+
+/// `PUT /v1/tags/{tag}?image=` with `{"digest": "...", "reason": "..."}`: an admin re-points
+/// a tag, immutable ones included. The registry write happens in a job (this crate never
+/// talks to registries); the ledger records it as `force`.
+pub(crate) async fn force_tag(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(tag): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    if operator.role != hoist_domain::config::Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "forcing a tag needs an admin token; {:?} has the read role",
+            operator.name
+        )));
+    }
+    let image = configured_image(&state, &params)?;
+    let tag: hoist_domain::tags::TagName =
+        tag.parse().map_err(|e: hoist_domain::tags::TagNameError| {
+            ApiError::Unprocessable(format!("tag: {e}"))
+        })?;
+    let request: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let digest: Digest = request["digest"]
+        .as_str()
+        .ok_or_else(|| ApiError::Unprocessable("digest: is required".to_owned()))?
+        .parse()
+        .map_err(|e: hoist_domain::DigestError| ApiError::Unprocessable(format!("digest: {e}")))?;
+    let reason = request["reason"]
+        .as_str()
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::Unprocessable("reason: say why the tag is forced".to_owned()))?;
+    let job = hoist_domain::job::Job::ForceTag {
+        image: image.clone(),
+        tag: tag.as_str().to_owned(),
+        digest: digest.to_string(),
+        operator: operator.name.clone(),
+        reason: reason.to_owned(),
+    };
+    let id = state.store().enqueue_job(&job).await?;
+    tracing::warn!(operator = %operator.name, %image, tag = tag.as_str(), %digest, "tag force queued");
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(
+            serde_json::json!({ "job": id, "image": image, "tag": tag.as_str(), "digest": digest.to_string() }),
+        ),
+    ))
+}

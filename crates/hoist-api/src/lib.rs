@@ -125,6 +125,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/v1/releases", get(builds::list_releases))
         .route("/v1/images", get(ledger::list_images))
         .route("/v1/tags", get(ledger::list_tags))
+        .route("/v1/tags/{tag}", axum::routing::put(ledger::force_tag))
         .route("/v1/tag-events", get(ledger::list_tag_events))
         .route("/v1/digests/{digest}", get(ledger::tags_at_digest))
         .route("/v1/publications", get(publications::list_publications))

@@ -131,6 +131,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         success: (200, "TagList"),
     },
     Endpoint {
+        method: "put",
+        path: "/v1/tags/{tag}",
+        summary: "Re-points a tag, immutable ones included, at a digest the image holds (admin token); recorded as force.",
+        access: Access::Admin,
+        query: &[("image", true, "A configured image, registry/path.")],
+        success: (202, "ForceAnswer"),
+    },
+    Endpoint {
         method: "get",
         path: "/v1/tag-events",
         summary: "The append-only ledger of tag moves of an image, optionally one tag.",
@@ -235,6 +243,12 @@ fn schemas() -> Value {
         "Ready": object(json!({ "status": string(), "database": string(), "checked_at": string() })),
         "OpenApi": { "type": "object" },
         "Metrics": { "type": "string", "description": "Prometheus text exposition format." },
+        "ForceRequest": {
+            "type": "object",
+            "properties": { "digest": string(), "reason": string() },
+            "required": ["digest", "reason"],
+        },
+        "ForceAnswer": object(json!({ "job": { "type": "integer" }, "image": string(), "tag": string(), "digest": string() })),
         "WebhookAnswer": {
             "type": "object",
             "properties": { "delivery": string(), "outcome": { "enum": ["pong", "accepted", "ignored"] }, "reason": string(), "release": { "type": "object" } },
@@ -295,7 +309,7 @@ fn operation(endpoint: &Endpoint) -> Value {
             json!({ "name": name, "in": "query", "required": required, "description": description, "schema": string() })
         })
         .collect();
-    for name in ["digest", "id"] {
+    for name in ["digest", "id", "tag"] {
         if endpoint.path.contains(&format!("{{{name}}}")) {
             parameters
                 .push(json!({ "name": name, "in": "path", "required": true, "schema": string() }));
@@ -314,6 +328,9 @@ fn operation(endpoint: &Endpoint) -> Value {
             }
         }
         Access::Public => {}
+    }
+    if endpoint.path == "/v1/tags/{tag}" {
+        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ForceRequest" } } } });
     }
     if endpoint.path == "/v1/builds" && endpoint.method == "post" {
         op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BuildRequest" } } } });

@@ -12,6 +12,15 @@ pub enum Job {
     Release { release_id: i64, action: String },
     /// The builds recorded for a commit changed: a waiting publication may now be complete.
     Builds { repository: String, commit: String },
+    /// An operator re-points a tag (even an immutable one) at a digest already in the
+    /// image's repository.
+    ForceTag {
+        image: String,
+        tag: String,
+        digest: String,
+        operator: String,
+        reason: String,
+    },
 }
 
 impl Job {
@@ -20,6 +29,7 @@ impl Job {
         match self {
             Job::Release { .. } => "release",
             Job::Builds { .. } => "builds",
+            Job::ForceTag { .. } => "force_tag",
         }
     }
 

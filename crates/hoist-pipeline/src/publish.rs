@@ -119,6 +119,16 @@ impl Pipeline {
                 }
                 Ok(())
             }
+            Job::ForceTag {
+                image,
+                tag,
+                digest,
+                operator,
+                reason,
+            } => self
+                .force_tag(image, tag, digest, operator, reason)
+                .await
+                .map_err(Into::into),
         }
     }
 
@@ -425,6 +435,61 @@ impl Pipeline {
             .published_release_tags(&repo.image.name(), repo.github.as_str())
             .await?;
         Ok(tags.iter().filter_map(|t| t.parse().ok()).collect())
+    }
+
+    /// Re-points a tag at a digest the image's repository already holds, as an operator
+    /// asked, recorded as `force` in the ledger.
+    async fn force_tag(
+        &self,
+        image: &str,
+        tag: &str,
+        digest: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(repo) = self
+            .config
+            .repositories
+            .iter()
+            .find(|r| r.image.name() == image)
+        else {
+            return Err(refused(format!("{image} is not a configured image")));
+        };
+        let target = RegistryRepo::of(&repo.image);
+        let lock = self.image_lock(image);
+        let _serialized = lock.lock().await;
+        let manifest =
+            self.registry
+                .manifest(&target, digest)
+                .await
+                .map_err(|e| match e.status() {
+                    Some(404) => refused(format!(
+                        "{image} has no manifest {digest}; a tag can only be forced to one it holds"
+                    )),
+                    _ => PipelineError::Registry {
+                        context: format!("reading {digest} from {image}"),
+                        source: Box::new(e),
+                    },
+                })?;
+        self.registry
+            .put_manifest(&target, tag, &manifest)
+            .await
+            .context(|| format!("tagging {image}:{tag}"))?;
+        let why = format!("forced by {operator}: {reason}");
+        self.store
+            .move_tag(&TagMove {
+                image,
+                tag,
+                digest,
+                immutable: false,
+                intent: MoveIntent::Force,
+                reason: &why,
+                publication_id: None,
+                release_tag: None,
+            })
+            .await?;
+        tracing::warn!(%image, tag, digest, operator, "tag forced");
+        Ok(())
     }
 
     /// Moves the floating tags a withdrawn release held back to the highest remaining

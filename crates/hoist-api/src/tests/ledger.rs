@@ -210,3 +210,48 @@ async fn retrying_a_publication_needs_an_admin_token_and_a_failed_publication() 
         "publication 1 is succeeded; only failed or stalled publications are retried"
     );
 }
+
+#[tokio::test]
+async fn forcing_a_tag_needs_an_admin_a_reason_and_a_digest_then_queues_a_job() {
+    let app = app().await;
+    let put = |token: &str, tag: &str, body: &str| {
+        Request::put(format!("/v1/tags/{tag}?image={IMAGE}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let good = format!(
+        r#"{{"digest":"{}","reason":"bad build shipped"}}"#,
+        digest(7)
+    );
+    let read = app.send(put(READ_TOKEN, "1.2.3", &good)).await;
+    assert_eq!(read.status, StatusCode::FORBIDDEN);
+    let no_reason = app
+        .send(put(
+            ADMIN_TOKEN,
+            "1.2.3",
+            &format!(r#"{{"digest":"{}"}}"#, digest(7)),
+        ))
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        no_reason.body["error"]["message"],
+        "reason: say why the tag is forced"
+    );
+    let bad_digest = app
+        .send(put(
+            ADMIN_TOKEN,
+            "1.2.3",
+            r#"{"digest":"sha256:1","reason":"x"}"#,
+        ))
+        .await;
+    assert_eq!(bad_digest.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_tag = app.send(put(ADMIN_TOKEN, "-bad", &good)).await;
+    assert_eq!(bad_tag.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let queued = app.send(put(ADMIN_TOKEN, "1.2.3", &good)).await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
+    assert_eq!(queued.body["tag"], "1.2.3");
+    assert_eq!(app.store.pending_jobs().await.unwrap(), 1);
+}

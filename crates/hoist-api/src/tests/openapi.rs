@@ -13,7 +13,8 @@ async fn every_documented_endpoint_is_served() {
         let path = endpoint
             .path
             .replace("{digest}", &format!("sha256:{}", "0".repeat(64)))
-            .replace("{id}", "1");
+            .replace("{id}", "1")
+            .replace("{tag}", "latest");
         let request = Request::builder()
             .method(endpoint.method.to_uppercase().as_str())
             .uri(&path)
