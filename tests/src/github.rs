@@ -33,3 +33,101 @@ pub fn deliver_webhook(
         .body(body.to_vec())
         .send()
 }
+
+/// A stand-in for the one GitHub REST endpoint hoist calls,
+/// `GET /repos/{owner}/{repo}/commits/{ref}`: it answers from the tags it was given, wants
+/// `Authorization: Bearer <token>` like GitHub, and counts what it was asked. No package
+/// provides GitHub's API, so this is the test's own, kept to what GitHub documents.
+#[derive(Debug)]
+pub struct FakeGitHub {
+    port: u16,
+    state: std::sync::Arc<std::sync::Mutex<FakeState>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    commits: std::collections::HashMap<String, String>,
+    requests: Vec<String>,
+}
+
+impl FakeGitHub {
+    /// Serves on a free loopback port; `token` is the only one it accepts.
+    pub fn start(token: &str) -> FakeGitHub {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake GitHub");
+        let port = listener.local_addr().expect("address").port();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(FakeState::default()));
+        let (shared, expected) = (state.clone(), format!("bearer {token}"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                let mut authorized = false;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorized = value.trim().eq_ignore_ascii_case(&expected);
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = {
+                    let mut state = shared.lock().expect("fake GitHub state");
+                    state.requests.push(path.clone());
+                    let tag = path.rsplit_once("/commits/").map(|(_, tag)| tag.to_owned());
+                    match (authorized, tag.and_then(|t| state.commits.get(&t).cloned())) {
+                        (false, _) => (
+                            "401 Unauthorized",
+                            r#"{"message":"Bad credentials"}"#.to_owned(),
+                        ),
+                        (true, Some(sha)) => (
+                            "200 OK",
+                            format!(r#"{{"sha":"{sha}","commit":{{"message":"release"}}}}"#),
+                        ),
+                        (true, None) => (
+                            "422 Unprocessable Entity",
+                            r#"{"message":"No commit found for SHA"}"#.to_owned(),
+                        ),
+                    }
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeGitHub { port, state }
+    }
+
+    /// The API base URL, as `[github] api_url` takes it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes `tag` resolve to `sha`.
+    pub fn add_tag(&self, tag: &str, sha: &str) {
+        self.state
+            .lock()
+            .expect("fake GitHub state")
+            .commits
+            .insert(tag.to_owned(), sha.to_owned());
+    }
+
+    /// The paths asked so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("fake GitHub state")
+            .requests
+            .clone()
+    }
+}

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use caddy::{Caddy, shipped_caddyfile};
-pub use github::{deliver_webhook, fixture};
+pub use github::{FakeGitHub, deliver_webhook, fixture};
 pub use hoist::{Hoist, HoistRun, hoist_bin};
 pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;

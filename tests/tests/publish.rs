@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use hoist_tests::image::{Layout, noise, raw_manifest};
-use hoist_tests::{Fault, Hoist, Proxy, Registry, Rule, deliver_webhook, free_port, http};
+use hoist_tests::{
+    FakeGitHub, Fault, Hoist, Proxy, Registry, Rule, deliver_webhook, free_port, http,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "publish-webhook-secret";
@@ -36,6 +38,17 @@ fn world() -> World {
 }
 
 fn world_with(staging_behind_proxy: bool, target_behind_proxy: bool) -> World {
+    world_configured(staging_behind_proxy, target_behind_proxy, "", &[])
+}
+
+/// `extra` is appended to the `[github]` table of the config; `extra_env` joins hoist's
+/// environment.
+fn world_configured(
+    staging_behind_proxy: bool,
+    target_behind_proxy: bool,
+    extra: &str,
+    extra_env: &[(&str, &str)],
+) -> World {
     let staging = Registry::start();
     let proxy = staging_behind_proxy.then(|| Proxy::start(staging.port()));
     let staging_host = proxy.as_ref().map_or_else(|| staging.host(), Proxy::host);
@@ -59,6 +72,7 @@ fn world_with(staging_behind_proxy: bool, target_behind_proxy: bool) -> World {
 listen = "{listen}"
 [github]
 webhook_secret_env = "SECRET"
+{extra}
 [[ci_token]]
 name = "ci"
 token_env = "CI_TOKEN"
@@ -89,15 +103,13 @@ platforms = ["linux/amd64", "linux/arm64"]
             .as_ref()
             .map_or_else(|| "proxy.invalid".to_owned(), Proxy::host),
     );
-    let hoist = Hoist::start(
-        Some(&config),
-        &[
-            ("SECRET", SECRET),
-            ("CI_TOKEN", CI_TOKEN),
-            ("API_TOKEN", API_TOKEN),
-        ],
-        &listen,
-    );
+    let mut env = vec![
+        ("SECRET", SECRET),
+        ("CI_TOKEN", CI_TOKEN),
+        ("API_TOKEN", API_TOKEN),
+    ];
+    env.extend_from_slice(extra_env);
+    let hoist = Hoist::start(Some(&config), &env, &listen);
     World {
         amd64: amd64.digest,
         arm64: arm64.digest,
@@ -569,4 +581,36 @@ fn a_target_registry_that_is_down_for_a_while_still_gets_the_publication() {
         "the job backed off:\n{}",
         w.hoist.log()
     );
+}
+
+/// A release on a branch that no build, tag push or `target_commitish` resolves: hoist asks
+/// GitHub's API for the tag's commit and publishes; a tag GitHub does not know stays
+/// unresolved, clearly.
+#[test]
+fn a_release_nothing_else_resolves_is_resolved_through_the_github_api() {
+    let github = FakeGitHub::start("gh-api-token-0123");
+    github.add_tag("v3.0.0", COMMIT);
+    let extra = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
+    let w = world_configured(false, false, &extra, &[("GH_TOKEN", "gh-api-token-0123")]);
+    // Builds of a feature branch: they say nothing about any tag.
+    w.report_ref(COMMIT, "refs/heads/feature", "linux/amd64", &w.amd64);
+    w.report_ref(COMMIT, "refs/heads/feature", "linux/arm64", &w.arm64);
+    w.release("rel-1", 1, "v3.0.0");
+    w.wait_for("the tags", |w| w.tags().len() == 5);
+    let releases = w.get("/v1/releases?repository=Codertocat/Hello-World");
+    assert_eq!(releases["items"][0]["commit"], COMMIT);
+    assert_eq!(releases["items"][0]["commit_source"], "github_api");
+    assert_eq!(
+        github.requests(),
+        ["/repos/Codertocat/Hello-World/commits/v3.0.0"]
+    );
+
+    w.release("rel-2", 2, "v9.9.9");
+    w.wait_for("GitHub asked about v9.9.9", |_| {
+        github.requests().len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let releases = w.get("/v1/releases?repository=Codertocat/Hello-World");
+    assert_eq!(releases["items"][1]["commit"], Value::Null);
+    assert!(w.hoist.log().contains("GitHub answered 422 Unprocessable Entity for the commit of Codertocat/Hello-World@v9.9.9"), "{}", w.hoist.log());
 }

@@ -94,6 +94,7 @@ fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffe
         WebhookEvent::Ping(_) => WebhookEffect::Ping,
         WebhookEvent::Release(release) => match configured(&release.repository) {
             Some(repository) => WebhookEffect::Release {
+                resolve_via_api: config.github.api.is_some(),
                 repository,
                 event: release,
             },

@@ -12,6 +12,9 @@ pub enum Job {
     Release { release_id: i64, action: String },
     /// The builds recorded for a commit changed: a waiting publication may now be complete.
     Builds { repository: String, commit: String },
+    /// A published release's commit is known to no build, `target_commitish` or tag push:
+    /// ask GitHub's REST API.
+    ResolveRelease { release_id: i64 },
     /// An operator re-points a tag (even an immutable one) at a digest already in the
     /// image's repository.
     ForceTag {
@@ -30,6 +33,7 @@ impl Job {
             Job::Release { .. } => "release",
             Job::Builds { .. } => "builds",
             Job::ForceTag { .. } => "force_tag",
+            Job::ResolveRelease { .. } => "resolve_release",
         }
     }
 

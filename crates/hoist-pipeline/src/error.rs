@@ -16,6 +16,8 @@ pub enum PipelineError {
     /// policy that cannot be applied.
     #[error("{0}")]
     Refused(String),
+    #[error("{message}")]
+    GitHub { message: String, retryable: bool },
 }
 
 impl PipelineError {
@@ -24,6 +26,7 @@ impl PipelineError {
             PipelineError::Store(e) => e.is_retryable(),
             PipelineError::Registry { source, .. } => source.is_retryable(),
             PipelineError::Refused(_) => false,
+            PipelineError::GitHub { retryable, .. } => *retryable,
         }
     }
 

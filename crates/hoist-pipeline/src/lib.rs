@@ -10,6 +10,7 @@
 //!   publication with the step and the error, for an operator to read and retry.
 
 mod error;
+mod github;
 mod publish;
 mod worker;
 

@@ -119,6 +119,28 @@ impl Pipeline {
                 }
                 Ok(())
             }
+            Job::ResolveRelease { release_id } => {
+                let Some(release) = self.store.release(*release_id).await? else {
+                    return Ok(());
+                };
+                let Some(api) = &self.config.github.api else {
+                    return Ok(());
+                };
+                if release.commit.is_some() {
+                    return Ok(());
+                }
+                let commit = crate::github::commit_of_tag(
+                    &self.github,
+                    api,
+                    &release.repository,
+                    &release.tag,
+                )
+                .await?;
+                self.store
+                    .resolve_release_from_api(release.id, commit.as_str())
+                    .await?;
+                Ok(())
+            }
             Job::ForceTag {
                 image,
                 tag,

@@ -47,6 +47,7 @@ pub struct Pipeline {
     pub(crate) store: Store,
     pub(crate) config: Arc<Config>,
     pub(crate) registry: Client,
+    pub(crate) github: reqwest::Client,
     options: PipelineOptions,
     image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -62,6 +63,7 @@ impl Pipeline {
             store,
             config,
             registry,
+            github: crate::github::client(),
             options,
             image_locks: Mutex::default(),
         }

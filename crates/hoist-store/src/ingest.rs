@@ -30,6 +30,8 @@ pub enum WebhookEffect<'a> {
     Release {
         repository: &'a RepoName,
         event: &'a ReleaseEvent,
+        /// Ask GitHub's REST API for the commit when nothing else knows it yet.
+        resolve_via_api: bool,
     },
     /// A push of `refs/tags/<tag>`.
     TagPush {
@@ -198,6 +200,7 @@ async fn apply_release(
     conn: &mut SqliteConnection,
     repository: &str,
     event: &ReleaseEvent,
+    resolve_via_api: bool,
 ) -> Result<(Option<String>, ReleaseSummary), StoreError> {
     let before = sqlx::query_scalar!(
         "SELECT state FROM releases WHERE repository = ? AND github_id = ?",
@@ -261,6 +264,12 @@ async fn apply_release(
             };
             enqueue(conn, &job).await?;
             None
+        } else if resolve_via_api {
+            enqueue(conn, &Job::ResolveRelease { release_id: row.id }).await?;
+            Some(format!(
+                "asking GitHub's API for the commit of tag {}",
+                event.tag_name
+            ))
         } else {
             Some(format!(
                 "waiting for the commit of tag {}: report a build with ref refs/tags/{} or push the tag",
@@ -318,6 +327,39 @@ async fn apply_tag_push(
 }
 
 impl Store {
+    /// Gives a release the commit GitHub's API named, if it still has none, and queues its
+    /// publication when it is published. Returns whether it was resolved now.
+    pub async fn resolve_release_from_api(
+        &self,
+        release_id: i64,
+        commit: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let resolved = sqlx::query!(
+            r#"UPDATE releases SET commit_sha = ?1, commit_source = 'github_api',
+                   updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+               WHERE id = ?2 AND commit_sha IS NULL
+               RETURNING state"#,
+            commit,
+            release_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = resolved else {
+            return Ok(false);
+        };
+        if row.state == ReleaseState::Published.as_str() {
+            let job = Job::Release {
+                release_id,
+                action: ReleaseAction::Published.as_str().to_owned(),
+            };
+            enqueue(&mut tx, &job).await?;
+        }
+        tx.commit().await?;
+        self.notify_workers();
+        Ok(true)
+    }
+
     /// Records a verified delivery and its effect in one transaction. A delivery id seen
     /// before changes nothing and gets the first answer back.
     pub async fn record_webhook(
@@ -372,8 +414,13 @@ impl Store {
                 answer.outcome = "ignored".to_owned();
                 answer.reason = Some(reason.to_owned());
             }
-            WebhookEffect::Release { repository, event } => {
-                let (reason, release) = apply_release(&mut tx, repository.as_str(), event).await?;
+            WebhookEffect::Release {
+                repository,
+                event,
+                resolve_via_api,
+            } => {
+                let (reason, release) =
+                    apply_release(&mut tx, repository.as_str(), event, resolve_via_api).await?;
                 answer.reason = reason;
                 answer.release = Some(release);
             }

@@ -116,6 +116,7 @@ impl Fixture {
             .record_webhook(
                 &delivery,
                 WebhookEffect::Release {
+                    resolve_via_api: false,
                     repository: self.repo(),
                     event,
                 },

@@ -69,6 +69,14 @@ pub struct GithubSection {
     pub webhook_secret_env: Option<String>,
     /// File holding the webhook secret(s), as for `webhook_secret_env`. Default: none.
     pub webhook_secret_file: Option<String>,
+    /// GitHub's REST API, asked for a release's commit when no build, `target_commitish`
+    /// or tag push has told it (`https://api.github.com`, or a GHES `/api/v3` URL).
+    /// Default: none (such releases wait for one of those facts).
+    pub api_url: Option<String>,
+    /// Environment variable holding the token for `api_url` (contents: read). Default: none.
+    pub token_env: Option<String>,
+    /// File holding the token for `api_url`. Default: none.
+    pub token_file: Option<String>,
 }
 
 /// A bearer token CI uses on `POST /v1/builds`.

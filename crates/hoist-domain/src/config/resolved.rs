@@ -39,6 +39,15 @@ pub struct Database {
 pub struct GitHub {
     /// Every secret currently accepted on webhook signatures (more than one while rotating).
     pub webhook_secrets: Vec<SecretString>,
+    /// The REST API and its token, when both are configured.
+    pub api: Option<GitHubApi>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitHubApi {
+    /// Without a trailing slash.
+    pub url: String,
+    pub token: SecretString,
 }
 
 #[derive(Debug, Clone)]

@@ -464,3 +464,29 @@ fn default_branch_defaults_to_main_and_must_be_a_branch_name() {
         "repository[1].default_branch: \"refs/heads/main\" is not a branch name like \"main\"",
     );
 }
+
+#[test]
+fn the_github_api_needs_a_url_and_a_token_together() {
+    let both = "[github]\napi_url = \"https://api.github.com/\"\ntoken_env = \"GH\"\n";
+    let config = ConfigFile::parse(both, "t")
+        .unwrap()
+        .validate(&env(&[("GH", "ghp_x")]))
+        .unwrap();
+    let api = config.github.api.unwrap();
+    assert_eq!(api.url, "https://api.github.com");
+    assert_problem(
+        "[github]\ntoken_env = \"GH\"\n",
+        &env(&[("GH", "x")]),
+        "github.api_url: is required with token_env or token_file",
+    );
+    assert_problem(
+        "[github]\napi_url = \"https://api.github.com\"\n",
+        &env(&[]),
+        "github: token_env or token_file is required",
+    );
+    assert_problem(
+        "[github]\napi_url = \"api.github.com\"\ntoken_env = \"GH\"\n",
+        &env(&[("GH", "x")]),
+        "github.api_url: \"api.github.com\" is not an http(s) URL",
+    );
+}

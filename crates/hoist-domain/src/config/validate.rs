@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::file::{ConfigFile, RegistryEntry, RepositoryEntry};
 use super::resolved::{
-    ApiToken, CiToken, Config, Credentials, Database, GitHub, Publish, Registry, Repository, Role,
-    Server,
+    ApiToken, CiToken, Config, Credentials, Database, GitHub, GitHubApi, Publish, Registry,
+    Repository, Role, Server,
 };
 use crate::image::is_valid_host;
 use crate::tags::{TagPolicy, TagPolicyError};
@@ -210,6 +210,7 @@ impl ConfigFile {
         let busy_timeout = c.duration("database.busy_timeout", &db.busy_timeout);
 
         let webhook_secrets = self.webhook_secrets(&mut c, source);
+        let github_api = self.github_api(&mut c, source);
         let ci_tokens = self.ci_tokens(&mut c, source);
         let api_tokens = self.api_tokens(&mut c, source);
         check_tokens_distinct(&mut c, &ci_tokens, &api_tokens);
@@ -279,7 +280,10 @@ impl ConfigFile {
                 read_connections: db.read_connections,
                 busy_timeout: busy_timeout.expect(complete),
             },
-            github: GitHub { webhook_secrets },
+            github: GitHub {
+                webhook_secrets,
+                api: github_api,
+            },
             ci_tokens: ci_tokens.into_iter().map(|t| t.expect(complete)).collect(),
             api_tokens: api_tokens.into_iter().map(|t| t.expect(complete)).collect(),
             publish: Publish {
@@ -292,6 +296,35 @@ impl ConfigFile {
                 .map(|r| r.expect(complete))
                 .collect(),
         })
+    }
+
+    fn github_api(&self, c: &mut Collector, source: &dyn SecretSource) -> Option<GitHubApi> {
+        let gh = &self.github;
+        let has_token = gh.token_env.is_some() || gh.token_file.is_some();
+        match (&gh.api_url, has_token) {
+            (None, false) => None,
+            (None, true) => {
+                c.push("github.api_url", "is required with token_env or token_file");
+                None
+            }
+            (Some(url), _) => {
+                let url_ok = url.starts_with("https://") || url.starts_with("http://");
+                if !url_ok {
+                    c.push("github.api_url", format!("{url:?} is not an http(s) URL"));
+                }
+                let token = c.secret(
+                    source,
+                    "github",
+                    "token",
+                    gh.token_env.as_deref(),
+                    gh.token_file.as_deref(),
+                )?;
+                url_ok.then(|| GitHubApi {
+                    url: url.trim_end_matches('/').to_owned(),
+                    token,
+                })
+            }
+        }
     }
 
     fn webhook_secrets(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<SecretString> {
