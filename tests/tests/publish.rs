@@ -30,6 +30,8 @@ struct World {
     hoist: Hoist,
     amd64: String,
     arm64: String,
+    /// CI's own two-platform index of the same images.
+    index: String,
     _layout: Layout,
 }
 
@@ -62,8 +64,11 @@ fn world_configured(
     let arm64 = layout.image("linux", "arm64", &[noise(4096, 3), noise(2048, 4)]);
     layout.tag("amd64", &amd64);
     layout.tag("arm64", &arm64);
+    let index = layout.index(&[(&amd64, "linux", "amd64"), (&arm64, "linux", "arm64")]);
+    layout.tag("index", &index);
     layout.push("amd64", &format!("{}/ci/app:amd64", staging.host()), None);
     layout.push("arm64", &format!("{}/ci/app:arm64", staging.host()), None);
+    layout.push("index", &format!("{}/ci/app:index", staging.host()), None);
 
     let listen = format!("127.0.0.1:{}", free_port());
     let config = format!(
@@ -113,6 +118,7 @@ platforms = ["linux/amd64", "linux/arm64"]
     World {
         amd64: amd64.digest,
         arm64: arm64.digest,
+        index: index.digest,
         _staging: staging,
         staging_host,
         proxy,
@@ -613,4 +619,35 @@ fn a_release_nothing_else_resolves_is_resolved_through_the_github_api() {
     let releases = w.get("/v1/releases?repository=Codertocat/Hello-World");
     assert_eq!(releases["items"][1]["commit"], Value::Null);
     assert!(w.hoist.log().contains("GitHub answered 422 Unprocessable Entity for the commit of Codertocat/Hello-World@v9.9.9"), "{}", w.hoist.log());
+}
+
+/// CI may report one index for all platforms (no `platform` in the report): each of its
+/// platforms counts, and hoist's index names the same platform manifests.
+#[test]
+fn an_index_reported_by_ci_counts_for_each_of_its_platforms() {
+    let w = world();
+    let body = json!({
+        "repository": "Codertocat/Hello-World",
+        "commit": COMMIT,
+        "ref": "refs/tags/v1.2.3",
+        "image": format!("{}/ci/app@{}", w.staging_host, w.index),
+    });
+    let response = http()
+        .post(w.hoist.url("/v1/builds"))
+        .bearer_auth(CI_TOKEN)
+        .json(&body)
+        .send()
+        .expect("report");
+    assert_eq!(response.status(), 202);
+    w.release("rel-1", 1, "v1.2.3");
+    w.wait_for("the tags", |w| w.tags().len() == 5);
+    let raw = raw_manifest(&format!("{}:1.2.3", w.image()), None);
+    let index: Value = serde_json::from_slice(&raw).expect("index");
+    let digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(digests, [w.amd64.as_str(), w.arm64.as_str()]);
 }
