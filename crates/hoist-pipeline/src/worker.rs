@@ -16,6 +16,9 @@ use tracing::Instrument;
 
 use crate::PipelineError;
 
+/// How long done and failed jobs stay in the table (for operators to read) before purging.
+pub const JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineOptions {
     /// How long a claimed job is a worker's before another may take it.
@@ -147,14 +150,23 @@ impl Pipeline {
         }
     }
 
-    /// Marks publications that waited longer than `[publish] wait_timeout` as stalled,
-    /// once a minute until `shutdown`. A late build revives them.
+    /// Once a minute until `shutdown`: marks publications that waited longer than
+    /// `[publish] wait_timeout` as stalled (a late build revives them), and purges jobs
+    /// finished more than [`JOB_RETENTION`] ago.
     pub async fn run_reconciler(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return Ok(()),
+            }
+            match self.store.purge_finished_jobs(JOB_RETENTION).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "purged finished jobs"),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "could not purge finished jobs")
+                }
+                Err(e) => return Err(e),
             }
             match self
                 .store

@@ -148,3 +148,180 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Deletes done and failed jobs last touched longer ago than `retention`.
+    pub async fn purge_finished_jobs(&self, retention: Duration) -> Result<u64, StoreError> {
+        let seconds = retention.as_secs_f64();
+        let done = sqlx::query!(
+            "DELETE FROM jobs WHERE state IN ('done', 'failed')
+               AND updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ? || ' seconds')",
+            seconds
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hoist_domain::job::Job;
+
+    use crate::{Store, StoreOptions};
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&StoreOptions {
+            url: format!("sqlite://{}/hoist.db", dir.path().display()),
+            read_connections: 1,
+            busy_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+
+    fn job(n: i64) -> Job {
+        Job::Release {
+            release_id: n,
+            action: "published".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn jobs_are_claimed_once_oldest_first_and_come_back_when_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let first = store.enqueue_job(&job(1)).await.unwrap();
+        let second = store.enqueue_job(&job(2)).await.unwrap();
+        let lease = Duration::from_secs(60);
+        let a = store.claim_job(lease).await.unwrap().unwrap();
+        let b = store.claim_job(lease).await.unwrap().unwrap();
+        assert_eq!((a.id, b.id), (first, second));
+        assert_eq!(
+            store.claim_job(lease).await.unwrap(),
+            None,
+            "nothing left to claim"
+        );
+
+        store
+            .retry_job(a.id, Duration::ZERO, "registry busy")
+            .await
+            .unwrap();
+        let again = store.claim_job(lease).await.unwrap().unwrap();
+        assert_eq!((again.id, again.attempts), (a.id, 2));
+        store
+            .retry_job(again.id, Duration::from_secs(3600), "later")
+            .await
+            .unwrap();
+        assert_eq!(store.claim_job(lease).await.unwrap(), None, "not due yet");
+
+        store.finish_job(b.id).await.unwrap();
+        assert_eq!(store.pending_jobs().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_restart_requeues_running_jobs_and_old_finished_jobs_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        store.enqueue_job(&job(1)).await.unwrap();
+        let claimed = store
+            .claim_job(Duration::from_secs(600))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.requeue_expired_jobs().await.unwrap(),
+            0,
+            "its lease has not run out"
+        );
+        assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
+        let again = store
+            .claim_job(Duration::from_secs(600))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.id, claimed.id);
+
+        store.fail_job(again.id, "gone for good").await.unwrap();
+        assert_eq!(
+            store
+                .purge_finished_jobs(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .purge_finished_jobs(Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_publication_waiting_past_the_timeout_stalls_and_a_retry_revives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let commit = "a".repeat(40);
+        let p = store
+            .ensure_publication("ghcr.io/o/a", "o/a", &commit, None)
+            .await
+            .unwrap();
+        store
+            .set_publication(
+                p.id,
+                "waiting",
+                Some("wait"),
+                Some("waiting for builds of linux/arm64"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .stall_waiting_publications(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .stall_waiting_publications(Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
+        let stalled = store.publication(p.id).await.unwrap().unwrap();
+        assert_eq!(stalled.state, "stalled");
+        assert_eq!(
+            stalled.error.as_deref(),
+            Some("stalled: waiting for builds of linux/arm64")
+        );
+
+        assert!(matches!(
+            store.retry_publication(p.id).await.unwrap(),
+            crate::RetryOutcome::Queued(_)
+        ));
+        assert_eq!(
+            store.publication(p.id).await.unwrap().unwrap().state,
+            "waiting"
+        );
+        let job = store
+            .claim_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Job::from_payload(&job.payload).unwrap(),
+            Job::Builds {
+                repository: "o/a".into(),
+                commit
+            }
+        );
+    }
+}
