@@ -316,6 +316,25 @@ fn a_release_publishes_a_two_platform_index_with_semver_latest_and_sha_tags() {
     for step in ["wait", "copy", "verify", "index", "tags"] {
         assert!(steps.contains(&step), "{steps:?}");
     }
+    let metrics = http()
+        .get(w.hoist.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert!(
+        value("hoist_blobs_total{how=\"uploaded\"}") >= 6.0,
+        "two configs and four layers crossed registries"
+    );
+    assert!(value("hoist_bytes_uploaded_total") > 12_000.0);
+    assert_eq!(value("hoist_publications{state=\"succeeded\"}"), 1.0);
+    assert!(value("hoist_publication_step_duration_seconds_count{step=\"tags\"}") >= 1.0);
 
     // An older release afterwards: its own tags, and `1.1`, but `1` and `latest` stay.
     w.report(OLDER_COMMIT, "v1.1.9", "linux/amd64", &w.amd64);

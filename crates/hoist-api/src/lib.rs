@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use hoist_domain::config::Config;
+use hoist_domain::metrics::PipelineCounters;
 use hoist_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,7 @@ pub struct AppState {
 struct Inner {
     config: Arc<Config>,
     store: Store,
+    counters: Arc<PipelineCounters>,
     build: BuildInfo,
     shutdown: CancellationToken,
 }
@@ -74,6 +76,7 @@ impl AppState {
     pub fn new(
         config: Arc<Config>,
         store: Store,
+        counters: Arc<PipelineCounters>,
         build: BuildInfo,
         shutdown: CancellationToken,
     ) -> Self {
@@ -81,6 +84,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
+                counters,
                 build,
                 shutdown,
             }),
@@ -89,6 +93,11 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What the workers counted (bytes, blobs, step durations, job outcomes).
+    pub fn counters(&self) -> &PipelineCounters {
+        &self.inner.counters
     }
 
     pub fn store(&self) -> &Store {

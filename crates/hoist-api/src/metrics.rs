@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
+use hoist_domain::metrics::{BUCKETS, PipelineCounters, STEPS};
+
 use crate::{ApiError, AppState};
 
 /// Label values are quoted; backslashes, quotes and newlines escaped.
@@ -67,8 +69,70 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     for (image, n) in &tags {
         let _ = writeln!(out, "hoist_tags{{image=\"{}\"}} {n}", label(image));
     }
+    render_counters(&mut out, state.counters());
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,
     ))
+}
+
+fn render_counters(out: &mut String, c: &PipelineCounters) {
+    let counters = [
+        (
+            "hoist_blobs_total",
+            "Blobs a publication needed, by how they reached the target.",
+            vec![
+                ("how=\"present\"", PipelineCounters::get(&c.blobs_present)),
+                ("how=\"mounted\"", PipelineCounters::get(&c.blobs_mounted)),
+                ("how=\"uploaded\"", PipelineCounters::get(&c.blobs_uploaded)),
+            ],
+        ),
+        (
+            "hoist_bytes_uploaded_total",
+            "Blob bytes the workers streamed to target registries.",
+            vec![("", PipelineCounters::get(&c.bytes_uploaded))],
+        ),
+        (
+            "hoist_jobs_finished_total",
+            "Jobs run by this process, by outcome.",
+            vec![
+                ("outcome=\"done\"", PipelineCounters::get(&c.jobs_done)),
+                (
+                    "outcome=\"retried\"",
+                    PipelineCounters::get(&c.jobs_retried),
+                ),
+                ("outcome=\"failed\"", PipelineCounters::get(&c.jobs_failed)),
+            ],
+        ),
+    ];
+    for (name, help, series) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (labels, value) in series {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+    }
+    let name = "hoist_publication_step_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} How long each publication step took.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for step in STEPS {
+        let Some(histogram) = c.step(step) else {
+            continue;
+        };
+        let (counts, sum) = histogram.snapshot();
+        for (bound, count) in BUCKETS.iter().zip(&counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{step=\"{step}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let total = counts.last().copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{step=\"{step}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum{{step=\"{step}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{step=\"{step}\"}} {total}");
+    }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod github;
 pub mod image;
 pub mod job;
+pub mod metrics;
 pub mod platform;
 pub mod repo;
 pub mod tags;

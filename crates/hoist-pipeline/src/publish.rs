@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use hoist_domain::config::Repository;
 use hoist_domain::job::Job;
+use hoist_domain::metrics::PipelineCounters;
 use hoist_domain::tags::{
     ComputedTags, EventContext, GitRef, RollbackTarget, TagRole, Version, plan_deletion,
     plan_release,
@@ -206,7 +207,7 @@ impl Pipeline {
 
         // 1. Wait until every platform has a build.
         *step = "wait";
-        self.store.step_started(id, step).await?;
+        let started = self.begin_step(id, step).await?;
         let sources = self.sources(repo, &publication.commit).await?;
         let missing: Vec<String> = repo
             .platforms
@@ -219,18 +220,18 @@ impl Pipeline {
             self.store
                 .set_publication(id, "waiting", Some("wait"), Some(&why), None)
                 .await?;
-            self.store.step_finished(id, step, None).await?;
+            self.end_step(id, step, started).await?;
             tracing::info!(publication = id, %why, "publication waiting");
             return Ok(());
         }
-        self.store.step_finished(id, step, None).await?;
+        self.end_step(id, step, started).await?;
         self.store
             .set_publication(id, "running", Some("copy"), None, None)
             .await?;
 
         // 2. Copy every platform image into the target repository, by digest.
         *step = "copy";
-        self.store.step_started(id, step).await?;
+        let started = self.begin_step(id, step).await?;
         for source in &sources {
             let digest = source
                 .image
@@ -239,16 +240,22 @@ impl Pipeline {
                 .unwrap_or_default();
             let destination: ImageRef =
                 parse("target", &format!("{}@{digest}", repo.image.name()))?;
-            self.registry
+            let report = self
+                .registry
                 .copy_image(&source.image, &destination)
                 .await
                 .context(|| format!("copying {} ({})", source.image, source.platform))?;
+            let counters = &self.counters;
+            PipelineCounters::add(&counters.blobs_present, report.blobs_present);
+            PipelineCounters::add(&counters.blobs_mounted, report.blobs_mounted);
+            PipelineCounters::add(&counters.blobs_uploaded, report.blobs_uploaded);
+            PipelineCounters::add(&counters.bytes_uploaded, report.bytes_uploaded);
         }
-        self.store.step_finished(id, step, None).await?;
+        self.end_step(id, step, started).await?;
 
         // 3. Verify each is the platform it was reported as, and describe it for the index.
         *step = "verify";
-        self.store.step_started(id, step).await?;
+        let started = self.begin_step(id, step).await?;
         let mut children = Vec::new();
         for source in &sources {
             let digest = source
@@ -280,12 +287,12 @@ impl Pipeline {
             });
         }
         children.sort_by_key(|c| c.platform.short());
-        self.store.step_finished(id, step, None).await?;
+        self.end_step(id, step, started).await?;
 
         // 4. The index, with its provenance. `created` is the publication's own time, so a
         // re-run builds the same bytes and the same digest.
         *step = "index";
-        self.store.step_started(id, step).await?;
+        let started = self.begin_step(id, step).await?;
         let mut annotations = BTreeMap::new();
         annotations.insert(
             "org.opencontainers.image.source".to_owned(),
@@ -315,11 +322,11 @@ impl Pipeline {
         self.store
             .set_publication(id, "running", Some("tags"), None, Some(&index_digest))
             .await?;
-        self.store.step_finished(id, step, None).await?;
+        self.end_step(id, step, started).await?;
 
         // 5. Tags: immutable first, floating last; each PUT, then its ledger event.
         *step = "tags";
-        self.store.step_started(id, step).await?;
+        let started = self.begin_step(id, step).await?;
         let lock = self.image_lock(&repo.image.name());
         let _serialized = lock.lock().await;
         let image = repo.image.name();
@@ -386,11 +393,23 @@ impl Pipeline {
                 )));
             }
         }
-        self.store.step_finished(id, step, None).await?;
+        self.end_step(id, step, started).await?;
         self.store
             .set_publication(id, "succeeded", None, None, Some(&index_digest))
             .await?;
         tracing::info!(publication = id, %image, index = %index_digest, "publication succeeded");
+        Ok(())
+    }
+
+    async fn begin_step(&self, id: i64, step: &str) -> Result<Instant, PipelineError> {
+        self.store.step_started(id, step).await?;
+        Ok(Instant::now())
+    }
+
+    /// Records a step's end in the database and its duration in the metrics.
+    async fn end_step(&self, id: i64, step: &str, started: Instant) -> Result<(), PipelineError> {
+        self.counters.observe_step(step, started.elapsed());
+        self.store.step_finished(id, step, None).await?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use hoist_domain::Backoff;
 use hoist_domain::config::Config;
 use hoist_domain::job::Job;
+use hoist_domain::metrics::PipelineCounters;
 use hoist_registry::Client;
 use hoist_store::{ClaimedJob, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +52,7 @@ pub struct Pipeline {
     pub(crate) config: Arc<Config>,
     pub(crate) registry: Client,
     pub(crate) github: reqwest::Client,
+    pub(crate) counters: Arc<PipelineCounters>,
     options: PipelineOptions,
     image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -60,6 +62,7 @@ impl Pipeline {
         store: Store,
         config: Arc<Config>,
         registry: Client,
+        counters: Arc<PipelineCounters>,
         options: PipelineOptions,
     ) -> Self {
         Pipeline {
@@ -67,6 +70,7 @@ impl Pipeline {
             config,
             registry,
             github: crate::github::client(),
+            counters,
             options,
             image_locks: Mutex::default(),
         }
@@ -105,6 +109,7 @@ impl Pipeline {
         let outcome = AssertUnwindSafe(self.handle(&job)).catch_unwind().await;
         match outcome {
             Ok(Ok(())) => {
+                PipelineCounters::add(&self.counters.jobs_done, 1);
                 tracing::info!("job done");
                 self.store.finish_job(claimed.id).await
             }
@@ -122,10 +127,12 @@ impl Pipeline {
                     .flatten();
                 match delay {
                     Some(delay) => {
+                        PipelineCounters::add(&self.counters.jobs_retried, 1);
                         tracing::warn!(error = %message, ?delay, "job failed; will retry");
                         self.store.retry_job(claimed.id, delay, &message).await
                     }
                     None => {
+                        PipelineCounters::add(&self.counters.jobs_failed, 1);
                         tracing::error!(error = %message, "job failed");
                         if let Some((id, step)) = failure.publication {
                             self.store
@@ -142,6 +149,7 @@ impl Pipeline {
                     .map(String::as_str)
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("a panic");
+                PipelineCounters::add(&self.counters.jobs_failed, 1);
                 tracing::error!(panic = detail, "job panicked");
                 self.store
                     .fail_job(claimed.id, &format!("panicked: {detail}"))

@@ -12,6 +12,7 @@ use anyhow::{Context, anyhow};
 use hoist_api::{AppState, BuildInfo, HttpOptions};
 use hoist_domain::Backoff;
 use hoist_domain::config::Config;
+use hoist_domain::metrics::PipelineCounters;
 use hoist_pipeline::{Pipeline, PipelineOptions};
 use hoist_registry::{Client, RegistrySettings};
 use hoist_store::{Store, StoreOptions};
@@ -88,14 +89,16 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             .collect(),
         Backoff::default(),
     )?;
+    let counters = Arc::new(PipelineCounters::default());
     let pipeline = Arc::new(Pipeline::new(
         store.clone(),
         config.clone(),
         registry,
+        counters.clone(),
         PipelineOptions::default(),
     ));
     let workers = config.publish.workers;
-    let state = AppState::new(config, store.clone(), build, shutdown.clone());
+    let state = AppState::new(config, store.clone(), counters, build, shutdown.clone());
     let app = hoist_api::router(state, http);
 
     let mut components = Components::new();

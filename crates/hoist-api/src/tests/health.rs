@@ -109,6 +109,9 @@ async fn metrics_report_publications_jobs_and_tags_in_prometheus_text() {
         "hoist_publications{state=\"succeeded\"} 1",
         "hoist_publications{state=\"failed\"} 0",
         "hoist_job_queue_depth 0",
+        "hoist_blobs_total{how=\"mounted\"} 0",
+        "hoist_publication_step_duration_seconds_count{step=\"copy\"} 0",
+        "hoist_publication_step_duration_seconds_bucket{step=\"tags\",le=\"+Inf\"} 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -102,7 +102,14 @@ pub async fn app() -> TestApp {
         git_sha: "abc1234".into(),
         built_at: "2026-01-01T00:00:00Z".into(),
     };
-    let state = AppState::new(Arc::new(config), store.clone(), build, shutdown.clone());
+    let counters = Arc::new(hoist_domain::metrics::PipelineCounters::default());
+    let state = AppState::new(
+        Arc::new(config),
+        store.clone(),
+        counters,
+        build,
+        shutdown.clone(),
+    );
     let router = router(
         state,
         HttpOptions {
