@@ -102,7 +102,7 @@ pub async fn app() -> TestApp {
         git_sha: "abc1234".into(),
         built_at: "2026-01-01T00:00:00Z".into(),
     };
-    let counters = Arc::new(hoist_domain::metrics::PipelineCounters::default());
+    let counters = Arc::new(PipelineCounters::default());
     let state = AppState::new(
         Arc::new(config),
         store.clone(),
