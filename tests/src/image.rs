@@ -191,13 +191,17 @@ fn descriptor(w: &Written) -> serde_json::Value {
 pub fn skopeo(args: &[String]) -> Vec<u8> {
     let binary = require_tool("skopeo", "skopeo");
     static POLICY: OnceLock<PathBuf> = OnceLock::new();
+    // One file shared by every test process (the content never changes), written beside
+    // and renamed into place so no process reads half of it.
     let policy = POLICY.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!(
-            "hoist-tests-skopeo-policy-{}.json",
-            std::process::id()
-        ));
-        std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#)
-            .expect("write a skopeo policy");
+        let path = std::env::temp_dir().join("hoist-tests-skopeo-policy.json");
+        let partial = path.with_extension(format!("{}.partial", std::process::id()));
+        std::fs::write(
+            &partial,
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .expect("write a skopeo policy");
+        std::fs::rename(&partial, &path).expect("move the skopeo policy into place");
         path
     });
     let output = Command::new(binary)

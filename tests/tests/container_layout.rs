@@ -48,6 +48,16 @@ fn the_image_layout_serves_passes_its_healthcheck_and_backs_up_with_only_the_vol
         .arg("/var/lib/hoist")
         .args(["--remount-ro", "/var/lib"])
         .args(["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"])
+        // The binary and config where the image has them, not at their host paths (which
+        // may be under the /tmp the sandbox hides).
+        .args(["--tmpfs", "/usr/local"])
+        .arg("--ro-bind")
+        .arg(hoist_bin())
+        .arg("/usr/local/bin/hoist")
+        .arg("--ro-bind")
+        .arg(&config)
+        .arg("/usr/local/etc/hoist.toml")
+        .args(["--remount-ro", "/usr/local"])
         // Its own loopback, so the config's fixed port 8080 clashes with nothing.
         .args(["--unshare-net", "--unshare-pid", "--unshare-user"])
         .args([
@@ -61,10 +71,8 @@ fn the_image_layout_serves_passes_its_healthcheck_and_backs_up_with_only_the_vol
         ])
         .arg("--clearenv")
         .args(["--setenv", "PATH", "/usr/bin:/bin"])
-        .args(["--setenv", "HOIST"])
-        .arg(hoist_bin())
-        .args(["--setenv", "HOIST_CONFIG"])
-        .arg(&config)
+        .args(["--setenv", "HOIST", "/usr/local/bin/hoist"])
+        .args(["--setenv", "HOIST_CONFIG", "/usr/local/etc/hoist.toml"])
         .args([
             "--setenv",
             "HOIST_WEBHOOK_SECRET",
