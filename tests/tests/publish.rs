@@ -162,20 +162,29 @@ impl World {
     }
 
     fn release(&self, delivery: &str, github_id: u64, tag: &str) {
+        self.release_action(delivery, "published", github_id, tag, false);
+    }
+
+    /// Delivers the example `release` payload with this action, id, tag and prerelease flag.
+    fn release_action(
+        &self,
+        delivery: &str,
+        action: &str,
+        github_id: u64,
+        tag: &str,
+        prerelease: bool,
+    ) {
         let mut body: Value =
             serde_json::from_slice(&hoist_tests::fixture("release.published")).expect("fixture");
+        body["action"] = json!(action);
         body["release"]["tag_name"] = json!(tag);
         body["release"]["id"] = json!(github_id);
+        body["release"]["prerelease"] = json!(prerelease);
         let bytes = body.to_string();
-        let response = deliver_webhook(
-            &http(),
-            &self.hoist.url("/webhooks/github"),
-            SECRET,
-            "release",
-            delivery,
-            bytes.as_bytes(),
-        )
-        .expect("deliver");
+        let url = self.hoist.url("/webhooks/github");
+        let response =
+            deliver_webhook(&http(), &url, SECRET, "release", delivery, bytes.as_bytes())
+                .expect("deliver");
         assert_eq!(response.status(), 202);
     }
 
@@ -424,23 +433,7 @@ fn a_build_reported_as_the_wrong_platform_fails_the_publication_clearly() {
 fn prerelease_then_released_then_deleted_moves_floating_tags_forward_and_back() {
     let w = world();
     let deliver = |delivery: &str, action: &str, id: u64, tag: &str, prerelease: bool| {
-        let mut body: Value =
-            serde_json::from_slice(&hoist_tests::fixture("release.published")).expect("fixture");
-        body["action"] = json!(action);
-        body["release"]["id"] = json!(id);
-        body["release"]["tag_name"] = json!(tag);
-        body["release"]["prerelease"] = json!(prerelease);
-        let bytes = body.to_string();
-        let response = deliver_webhook(
-            &http(),
-            &w.hoist.url("/webhooks/github"),
-            SECRET,
-            "release",
-            delivery,
-            bytes.as_bytes(),
-        )
-        .expect("deliver");
-        assert_eq!(response.status(), 202);
+        w.release_action(delivery, action, id, tag, prerelease);
     };
     w.report(OLDER_COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
     w.report(OLDER_COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
