@@ -594,6 +594,18 @@ fn a_target_registry_that_is_down_for_a_while_still_gets_the_publication() {
     );
     let events = w.get(&format!("/v1/tag-events?image={}", w.image()));
     assert_eq!(events["items"].as_array().expect("items").len(), 5);
+    let metrics = http()
+        .get(w.hoist.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hoist_registry_retries_total{reason=\"503\"} ")),
+        "{metrics}"
+    );
     assert!(
         w.hoist.log().contains("job failed; will retry"),
         "the job backed off:\n{}",

@@ -116,6 +116,15 @@ fn render_counters(out: &mut String, c: &PipelineCounters) {
             }
         }
     }
+    let name = "hoist_registry_retries_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Registry requests tried again, by the status (or connection failure) that caused it."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (reason, n) in c.registry_retries.snapshot() {
+        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", label(&reason));
+    }
     let name = "hoist_publication_step_duration_seconds";
     let _ = writeln!(out, "# HELP {name} How long each publication step took.");
     let _ = writeln!(out, "# TYPE {name} histogram");

@@ -43,8 +43,32 @@ impl StepHistogram {
     }
 }
 
+/// Retries by reason (`429`, `503`, `connection`, ...), as the registry client makes them.
+#[derive(Debug, Default)]
+pub struct RetryCounts(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl RetryCounts {
+    pub fn record(&self, reason: &str) {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *counts.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct PipelineCounters {
+    /// Requests to registries that were tried again, by the status or failure that caused it.
+    pub registry_retries: std::sync::Arc<RetryCounts>,
     pub blobs_present: AtomicU64,
     pub blobs_mounted: AtomicU64,
     pub blobs_uploaded: AtomicU64,

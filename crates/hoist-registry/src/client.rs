@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hoist_domain::metrics::RetryCounts;
 use hoist_domain::{Backoff, ImageRef};
 use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use crate::auth::{Challenge, Credentials, Scope, Token, TokenCache, parse_challenge};
+
 use crate::retry::{jitter, parse_retry_after_header, parse_retry_after_text};
 use crate::{Error, Result};
 
@@ -109,6 +111,7 @@ struct Inner {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     tokens: TokenCache,
     backoff: Backoff,
+    retries: Arc<RetryCounts>,
 }
 
 /// What is sent when a request is made: the signed-in request and the token it carried.
@@ -121,6 +124,15 @@ impl Client {
     /// A client for the given registries; a host not listed is used anonymously over https
     /// with the default limits.
     pub fn new(settings: Vec<RegistrySettings>, backoff: Backoff) -> Result<Client> {
+        Self::counting_retries(settings, backoff, Arc::default())
+    }
+
+    /// As [`Client::new`], recording every retry (by status, or `connection`) in `retries`.
+    pub fn counting_retries(
+        settings: Vec<RegistrySettings>,
+        backoff: Backoff,
+        retries: Arc<RetryCounts>,
+    ) -> Result<Client> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
@@ -138,6 +150,7 @@ impl Client {
                 hosts: Mutex::default(),
                 tokens: TokenCache::default(),
                 backoff,
+                retries,
             }),
         })
     }
@@ -312,6 +325,10 @@ impl Client {
             .delay(failed, jitter(), error.retry_after())
         {
             Some(delay) => {
+                let reason = error
+                    .status()
+                    .map_or_else(|| "connection".to_owned(), |s| s.to_string());
+                self.inner.retries.record(&reason);
                 tracing::info!(error = %error, attempt = failed, ?delay, "retrying");
                 tokio::time::sleep(delay).await;
                 Ok(())

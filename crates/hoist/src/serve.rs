@@ -81,15 +81,16 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             "re-queued the jobs a previous run left unfinished"
         );
     }
-    let registry = Client::new(
+    let counters = Arc::new(PipelineCounters::default());
+    let registry = Client::counting_retries(
         config
             .registries
             .iter()
             .map(RegistrySettings::from)
             .collect(),
         Backoff::default(),
+        counters.registry_retries.clone(),
     )?;
-    let counters = Arc::new(PipelineCounters::default());
     let pipeline = Arc::new(Pipeline::new(
         store.clone(),
         config.clone(),
