@@ -1,0 +1,310 @@
+//! Times whole publications through a running hoist, from the last event (the release
+//! webhook) to every tag visible in the ledger:
+//! (mount) two platforms CI pushed into the same registry, so every blob is mounted;
+//! (copy) two platforms of one 200 MiB layer each, from a staging registry to another,
+//! beside `hoist copy` of the same two images as an index to a new repository.
+//! Each run publishes new content, or into a new repository, so nothing is already there.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hoist_tests::image::{Layout, noise};
+use hoist_tests::{Hoist, HoistRun, Registry, deliver_webhook, free_port, http};
+use serde_json::{Value, json};
+
+const SECRET: &str = "bench-publish-secret";
+const CI_TOKEN: &str = "bench-publish-ci-token-0123";
+const API_TOKEN: &str = "bench-publish-api-token-0123";
+
+/// Whole-publication timings.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Mount-only publications to time.
+    #[arg(long, default_value_t = 10)]
+    mount_runs: usize,
+    /// Cross-registry publications (and as many `hoist copy` runs) to time.
+    #[arg(long, default_value_t = 3)]
+    copy_runs: usize,
+    /// Layer size of the cross-registry case, in MiB.
+    #[arg(long, default_value_t = 200)]
+    layer_mib: usize,
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn config(listen: &str, registries: &[String], repositories: &[(String, String)]) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"{listen}\"\n[github]\nwebhook_secret_env = \"SECRET\"\n\
+         [[ci_token]]\nname = \"ci\"\ntoken_env = \"CI_TOKEN\"\nrepositories = [\"bench/*\"]\n\
+         [[api_token]]\nname = \"ops\"\ntoken_env = \"API_TOKEN\"\n"
+    );
+    for host in registries {
+        text.push_str(&format!(
+            "[[registry]]\nhost = \"{host}\"\nanonymous = true\ninsecure = true\n"
+        ));
+    }
+    for (github, image) in repositories {
+        text.push_str(&format!(
+            "[[repository]]\ngithub = \"{github}\"\nimage = \"{image}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n"
+        ));
+    }
+    text
+}
+
+fn start(config: &str) -> Hoist {
+    let listen = config
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("listen")
+        .to_owned();
+    Hoist::start(
+        Some(config),
+        &[
+            ("SECRET", SECRET),
+            ("CI_TOKEN", CI_TOKEN),
+            ("API_TOKEN", API_TOKEN),
+            ("RUST_LOG", "warn"),
+        ],
+        &listen,
+    )
+}
+
+fn commit(n: usize) -> String {
+    format!("{n:040x}")
+}
+
+fn report(hoist: &Hoist, github: &str, commit: &str, tag: &str, platform: &str, image: &str) {
+    let body = json!({"repository": github, "commit": commit, "ref": format!("refs/tags/{tag}"), "platform": platform, "image": image});
+    let response = http()
+        .post(hoist.url("/v1/builds"))
+        .bearer_auth(CI_TOKEN)
+        .json(&body)
+        .send()
+        .expect("report");
+    assert_eq!(
+        response.status(),
+        202,
+        "{}",
+        response.text().unwrap_or_default()
+    );
+}
+
+/// Sends the release webhook and waits until all `expected` tags of `image` are in the
+/// ledger; returns the time from sending to seeing them.
+fn release_and_wait(
+    hoist: &Hoist,
+    github: &str,
+    id: u64,
+    tag: &str,
+    image: &str,
+    expected: &[String],
+) -> Duration {
+    let mut body: Value =
+        serde_json::from_slice(&hoist_tests::fixture("release.published")).expect("fixture");
+    body["repository"]["full_name"] = json!(github);
+    body["release"]["id"] = json!(id);
+    body["release"]["tag_name"] = json!(tag);
+    let bytes = body.to_string();
+    let client = http();
+    let started = Instant::now();
+    let response = deliver_webhook(
+        &client,
+        &hoist.url("/webhooks/github"),
+        SECRET,
+        "release",
+        &format!("d-{id}"),
+        bytes.as_bytes(),
+    )
+    .expect("deliver");
+    assert_eq!(response.status(), 202);
+    let url = hoist.url(&format!("/v1/tags?image={image}&limit=500"));
+    loop {
+        let listed: Value = client
+            .get(&url)
+            .bearer_auth(API_TOKEN)
+            .send()
+            .expect("tags")
+            .json()
+            .expect("JSON");
+        let have: Vec<&str> = listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|t| t["tag"].as_str())
+            .collect();
+        if expected.iter().all(|t| have.contains(&t.as_str())) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "tags never appeared:\n{}",
+            hoist.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+
+    // (mount): one registry; CI pushes to ci/app, hoist publishes to bench/final.
+    let registry = Registry::start();
+    let host = registry.host();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let hoist = start(&config(
+        &listen,
+        &[host.clone()],
+        &[("bench/app".to_owned(), format!("{host}/bench/final"))],
+    ));
+    let mut mount_times = Vec::new();
+    for run in 0..args.mount_runs {
+        let mut layout = Layout::new();
+        let seed = 1000 + run as u64 * 2;
+        let amd64 = layout.image("linux", "amd64", &[noise(1 << 20, seed)]);
+        let arm64 = layout.image("linux", "arm64", &[noise(1 << 20, seed + 1)]);
+        layout.tag("amd64", &amd64);
+        layout.tag("arm64", &arm64);
+        layout.push("amd64", &format!("{host}/ci/app:run{run}-amd64"), None);
+        layout.push("arm64", &format!("{host}/ci/app:run{run}-arm64"), None);
+        let sha = commit(run + 1);
+        let tag = format!("v1.0.{run}");
+        report(
+            &hoist,
+            "bench/app",
+            &sha,
+            &tag,
+            "linux/amd64",
+            &format!("{host}/ci/app@{}", amd64.digest),
+        );
+        report(
+            &hoist,
+            "bench/app",
+            &sha,
+            &tag,
+            "linux/arm64",
+            &format!("{host}/ci/app@{}", arm64.digest),
+        );
+        let expected = vec![format!("1.0.{run}"), format!("sha-{}", &sha[..7])];
+        mount_times.push(release_and_wait(
+            &hoist,
+            "bench/app",
+            run as u64 + 1,
+            &tag,
+            &format!("{host}/bench/final"),
+            &expected,
+        ));
+    }
+    drop(hoist);
+
+    // (copy): staging -> target, a new target repository per run, beside hoist copy.
+    let staging = Registry::start();
+    let target = Registry::start();
+    let mut layout = Layout::new();
+    let size = args.layer_mib << 20;
+    let amd64 = layout.image("linux", "amd64", &[noise(size, 7)]);
+    let arm64 = layout.image("linux", "arm64", &[noise(size, 8)]);
+    let index = layout.index(&[(&amd64, "linux", "amd64"), (&arm64, "linux", "arm64")]);
+    layout.tag("index", &index);
+    layout.push("index", &format!("{}/ci/app:index", staging.host()), None);
+    let repositories: Vec<(String, String)> = (0..args.copy_runs)
+        .map(|run| {
+            (
+                format!("bench/copy{run}"),
+                format!("{}/bench/publish{run}", target.host()),
+            )
+        })
+        .collect();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let hoist = start(&config(
+        &listen,
+        &[staging.host(), target.host()],
+        &repositories,
+    ));
+    let (mut publish_times, mut copy_times) = (Vec::new(), Vec::new());
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (run, (github, image)) in repositories.iter().enumerate() {
+        let sha = commit(100 + run);
+        report(
+            &hoist,
+            github,
+            &sha,
+            "v2.0.0",
+            "linux/amd64",
+            &format!("{}/ci/app@{}", staging.host(), amd64.digest),
+        );
+        report(
+            &hoist,
+            github,
+            &sha,
+            "v2.0.0",
+            "linux/arm64",
+            &format!("{}/ci/app@{}", staging.host(), arm64.digest),
+        );
+        publish_times.push(release_and_wait(
+            &hoist,
+            github,
+            100 + run as u64,
+            "v2.0.0",
+            image,
+            &["2.0.0".to_owned()],
+        ));
+
+        let started = Instant::now();
+        let out = HoistRun::new(
+            dir.path(),
+            &[
+                "copy",
+                "--insecure-registry",
+                &staging.host(),
+                "--insecure-registry",
+                &target.host(),
+                &format!("{}/ci/app:index", staging.host()),
+                &format!("{}/bench/copy{run}:index", target.host()),
+            ],
+        )
+        .output();
+        copy_times.push(started.elapsed());
+        assert!(
+            out.status.success(),
+            "hoist copy failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let mount = median(mount_times);
+    let publish = median(publish_times);
+    let copy = median(copy_times);
+    let ratio = publish.as_secs_f64() / copy.as_secs_f64();
+    println!("{:<52} {:>10} {:>14}", "", "measured", "target");
+    println!(
+        "{:<52} {:>10} {:>14}",
+        format!("(mount) last event -> tags, median of {}", args.mount_runs),
+        format!("{} ms", mount.as_millis()),
+        "< 500 ms"
+    );
+    println!(
+        "{:<52} {:>10} {:>14}",
+        format!(
+            "(copy) 2 x {} MiB publication, median of {}",
+            args.layer_mib, args.copy_runs
+        ),
+        format!("{:.2} s", publish.as_secs_f64()),
+        ""
+    );
+    println!(
+        "{:<52} {:>10} {:>14}",
+        "(copy) hoist copy of the same index, median",
+        format!("{:.2} s", copy.as_secs_f64()),
+        ""
+    );
+    println!(
+        "{:<52} {:>10} {:>14}",
+        "(copy) publication / hoist copy",
+        format!("{ratio:.2}x"),
+        "<= 1.2x"
+    );
+}
