@@ -157,7 +157,7 @@ fn main() {
     let listen = format!("127.0.0.1:{}", free_port());
     let hoist = start(&config(
         &listen,
-        &[host.clone()],
+        std::slice::from_ref(&host),
         &[("bench/app".to_owned(), format!("{host}/bench/final"))],
     ));
     let mut mount_times = Vec::new();
