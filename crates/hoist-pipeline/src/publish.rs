@@ -22,6 +22,7 @@ use hoist_registry::{
     platform_from_config,
 };
 use hoist_store::{MoveIntent, MoveOutcome, PublicationRow, ReleaseRow, TagMove};
+use tracing::Instrument;
 
 use crate::PipelineError;
 use crate::error::RegistryContext;
@@ -169,8 +170,11 @@ impl Pipeline {
     ) -> Result<(), JobFailure> {
         let id = publication.id;
         let mut step = "wait";
+        // Every log line of the publication carries its id and image.
+        let span = tracing::info_span!("publication", id, image = %repo.image);
         let result = self
             .publish_steps(repo, &publication, release, &mut step)
+            .instrument(span)
             .await;
         match result {
             Ok(()) => Ok(()),
