@@ -325,6 +325,17 @@ fn a_release_publishes_a_two_platform_index_with_semver_latest_and_sha_tags() {
     for step in ["wait", "copy", "verify", "index", "tags"] {
         assert!(steps.contains(&step), "{steps:?}");
     }
+    let written: Vec<&str> = detail["tags_written"]
+        .as_array()
+        .expect("tags_written")
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        written,
+        ["1.2.3", "sha-6113728", "1.2", "1", "latest"],
+        "immutable first, floating last"
+    );
     let metrics = http()
         .get(w.hoist.url("/metrics"))
         .send()

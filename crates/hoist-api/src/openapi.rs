@@ -281,6 +281,7 @@ fn schemas() -> Value {
         "PublicationDetail": { "allOf": [{ "$ref": "#/components/schemas/Publication" }, object(json!({
             "steps": { "type": "array", "items": object(json!({ "step": string(), "started_at": string(), "finished_at": nullable("string"), "error": nullable("string") })) },
             "builds": { "type": "array", "items": { "$ref": "#/components/schemas/Build" } },
+            "tags_written": { "type": "array", "items": { "$ref": "#/components/schemas/TagEvent" } },
         }))] },
     })
 }

@@ -68,6 +68,7 @@ pub(crate) async fn show_publication(
     let mut body = json!(publication);
     body["steps"] = json!(steps);
     body["builds"] = json!(builds);
+    body["tags_written"] = json!(state.store().tags_of_publication(id).await?);
     Ok(Json(body))
 }
 

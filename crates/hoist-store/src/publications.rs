@@ -349,3 +349,22 @@ impl Store {
         Ok(RetryOutcome::Queued(Box::new(row)))
     }
 }
+
+impl Store {
+    /// The tag moves a publication made, in order.
+    pub async fn tags_of_publication(
+        &self,
+        id: i64,
+    ) -> Result<Vec<crate::TagEventRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            crate::TagEventRow,
+            r#"SELECT id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
+                      release_tag, created_at
+               FROM tag_events WHERE publication_id = ? ORDER BY id"#,
+            id
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+}
