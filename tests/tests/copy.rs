@@ -316,3 +316,57 @@ fn config_size(manifest: &Written) -> u64 {
             .expect("manifest JSON");
     json["config"]["size"].as_u64().expect("config size")
 }
+
+/// With htpasswd auth too: a copy to another repository of the same registry mounts every
+/// blob, and copying again only asks what the target has.
+#[test]
+fn password_protected_registries_mount_within_a_registry_and_repeat_with_heads_only() {
+    let registry = Registry::start_htpasswd("bot", "bot-secret");
+    let proxy = Proxy::start(registry.port());
+    let mut layout = Layout::new();
+    let (index, _) = two_platform_index(&mut layout);
+    layout.push(
+        "2.0",
+        &format!("{}/team/app:2.0", registry.host()),
+        Some("bot:bot-secret"),
+    );
+    let source = format!("{}/team/app:2.0", proxy.host());
+    let target = format!("{}/other/app:2.0", proxy.host());
+    let args = [
+        "--src-creds",
+        "bot:bot-secret",
+        "--dest-creds",
+        "bot:bot-secret",
+        "--insecure-registry",
+        &proxy.host(),
+        &source,
+        &target,
+    ];
+    let stdout = assert_ok(&hoist_copy(&args));
+    assert!(stdout.contains("5 mounted"), "{stdout}");
+    let mounts = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.contains("mount=") && s.status == 201)
+        .count();
+    assert_eq!(mounts, 5);
+    let copied = raw_manifest(
+        &format!("{}/other/app:2.0", registry.host()),
+        Some("bot:bot-secret"),
+    );
+    assert_eq!(Some(copied), index.bytes_if_manifest);
+
+    proxy.clear();
+    let stdout = assert_ok(&hoist_copy(&args));
+    assert!(stdout.contains("0 manifests written"), "{stdout}");
+    let target_requests: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("/other/app/"))
+        .collect();
+    assert!(!target_requests.is_empty());
+    assert!(
+        target_requests.iter().all(|s| s.method == "HEAD"),
+        "{target_requests:#?}"
+    );
+}

@@ -144,3 +144,33 @@ fn wrong_credentials_for_the_token_service_are_named() {
     );
     assert!(!stderr.contains("wrong-secret"), "{stderr}");
 }
+
+/// With token auth too: copying the same index again writes nothing and moves no bytes.
+#[test]
+fn a_repeated_copy_between_token_registries_moves_nothing() {
+    let issuer = TokenIssuer::start("bot", "token-secret");
+    let (src, dst) = (
+        Registry::start_token(&issuer),
+        Registry::start_token(&issuer),
+    );
+    pushed_index(&src);
+    let args = [
+        "--src-creds",
+        CREDS,
+        "--dest-creds",
+        CREDS,
+        "--insecure-registry",
+        &src.host(),
+        "--insecure-registry",
+        &dst.host(),
+        &format!("{}/team/app:2.0", src.host()),
+        &format!("{}/mirror/app:2.0", dst.host()),
+    ]
+    .map(|s| s.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = assert_ok(&hoist_copy(&args));
+    assert!(first.contains("5 uploaded"), "{first}");
+    let again = assert_ok(&hoist_copy(&args));
+    assert!(again.contains("0 manifests written"), "{again}");
+    assert!(again.contains("0 uploaded (0 bytes), 0 mounted"), "{again}");
+}
