@@ -40,6 +40,25 @@ pub fn hoist_bin() -> &'static Path {
     })
 }
 
+/// `hoist copy ARGS` in a fresh working folder, with no environment but PATH.
+pub fn hoist_copy(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("a working folder");
+    let mut all = vec!["copy"];
+    all.extend_from_slice(args);
+    HoistRun::new(dir.path(), &all).output()
+}
+
+/// Fails the test with both streams unless the copy succeeded; returns its stdout.
+pub fn assert_copied(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "hoist copy failed:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// A one-shot `hoist` command in `dir`, with only the environment given.
 pub struct HoistRun {
     command: Command,

@@ -1,27 +1,8 @@
 //! `hoist copy` against real registries, judged by skopeo: digests survive, blobs are
 //! mounted within a registry, a repeated copy moves nothing, and bad credentials are named.
 
-use std::process::Output;
-
 use hoist_tests::image::{Layout, Written, noise, raw_manifest};
-use hoist_tests::{HoistRun, Proxy, Registry};
-
-fn hoist_copy(args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().expect("a working folder");
-    let mut all = vec!["copy"];
-    all.extend_from_slice(args);
-    HoistRun::new(dir.path(), &all).output()
-}
-
-fn assert_ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "hoist copy failed:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
+use hoist_tests::{HoistRun, Proxy, Registry, assert_copied, hoist_copy};
 
 /// A three-layer image (1 MiB, 300 KiB, 10 bytes) tagged `1.0`.
 fn multi_layer_image(layout: &mut Layout) -> Written {
@@ -51,7 +32,7 @@ fn copies_a_multi_layer_image_between_registries_keeping_its_digest() {
     let image = multi_layer_image(&mut layout);
     layout.push("1.0", &format!("{}/team/app:1.0", src.host()), None);
 
-    let stdout = assert_ok(&hoist_copy(&[
+    let stdout = assert_copied(&hoist_copy(&[
         "--insecure-registry",
         &src.host(),
         "--insecure-registry",
@@ -73,7 +54,7 @@ fn copies_a_two_platform_index_with_every_platform() {
     let (index, platforms) = two_platform_index(&mut layout);
     layout.push("2.0", &format!("{}/team/app:2.0", src.host()), None);
 
-    let stdout = assert_ok(&hoist_copy(&[
+    let stdout = assert_copied(&hoist_copy(&[
         "--insecure-registry",
         &src.host(),
         "--insecure-registry",
@@ -107,7 +88,7 @@ fn a_copy_within_one_registry_mounts_every_blob() {
     let (index, _) = two_platform_index(&mut layout);
     layout.push("2.0", &format!("{}/team/app:2.0", registry.host()), None);
 
-    let stdout = assert_ok(&hoist_copy(&[
+    let stdout = assert_copied(&hoist_copy(&[
         "--insecure-registry",
         &proxy.host(),
         &format!("{}/team/app:2.0", proxy.host()),
@@ -153,11 +134,11 @@ fn a_repeated_copy_only_asks_what_the_target_has() {
     ]
     .map(|s| s.to_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert_ok(&hoist_copy(&args));
+    assert_copied(&hoist_copy(&args));
     src_proxy.clear();
     dst_proxy.clear();
 
-    let stdout = assert_ok(&hoist_copy(&args));
+    let stdout = assert_copied(&hoist_copy(&args));
     assert!(stdout.contains("0 manifests written"), "{stdout}");
     let target_requests = dst_proxy.seen();
     assert!(
@@ -212,7 +193,7 @@ fn copies_between_password_protected_registries() {
     )
     .env("TARGET_PASSWORD", "target-secret")
     .output();
-    assert_ok(&output);
+    assert_copied(&output);
     let copied = raw_manifest(&target, Some("bot:target-secret"));
     assert_eq!(Some(copied), index.bytes_if_manifest);
 
@@ -291,7 +272,7 @@ fn a_registry_configured_for_chunks_gets_patches_of_at_most_chunk_size() {
         ],
     )
     .output();
-    assert_ok(&output);
+    assert_copied(&output);
 
     let patches: Vec<_> = proxy
         .seen()
@@ -342,7 +323,7 @@ fn password_protected_registries_mount_within_a_registry_and_repeat_with_heads_o
         &source,
         &target,
     ];
-    let stdout = assert_ok(&hoist_copy(&args));
+    let stdout = assert_copied(&hoist_copy(&args));
     assert!(stdout.contains("5 mounted"), "{stdout}");
     let mounts = proxy
         .seen()
@@ -357,7 +338,7 @@ fn password_protected_registries_mount_within_a_registry_and_repeat_with_heads_o
     assert_eq!(Some(copied), index.bytes_if_manifest);
 
     proxy.clear();
-    let stdout = assert_ok(&hoist_copy(&args));
+    let stdout = assert_copied(&hoist_copy(&args));
     assert!(stdout.contains("0 manifests written"), "{stdout}");
     let target_requests: Vec<_> = proxy
         .seen()

@@ -3,29 +3,11 @@
 //! and a mount asks for pull on the source and pull,push on the target.
 
 use std::collections::HashMap;
-use std::process::Output;
 
 use hoist_tests::image::{Layout, Written, noise, raw_manifest};
-use hoist_tests::{HoistRun, Registry, TokenIssuer};
+use hoist_tests::{Registry, TokenIssuer, assert_copied, hoist_copy};
 
 const CREDS: &str = "bot:token-secret";
-
-fn hoist_copy(args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().expect("a working folder");
-    let mut all = vec!["copy"];
-    all.extend_from_slice(args);
-    HoistRun::new(dir.path(), &all).output()
-}
-
-fn assert_ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "hoist copy failed:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 /// A two-platform index with two layers per platform (one shared), pushed to `registry`.
 fn pushed_index(registry: &Registry) -> Written {
@@ -53,7 +35,7 @@ fn copies_between_token_registries_with_one_token_fetch_per_scope() {
     let index = pushed_index(&src);
     issuer.clear();
 
-    let stdout = assert_ok(&hoist_copy(&[
+    let stdout = assert_copied(&hoist_copy(&[
         "--src-creds",
         CREDS,
         "--dest-creds",
@@ -92,7 +74,7 @@ fn a_copy_to_another_repository_of_a_token_registry_mounts_with_both_scopes() {
     let index = pushed_index(&registry);
     issuer.clear();
 
-    let stdout = assert_ok(&hoist_copy(&[
+    let stdout = assert_copied(&hoist_copy(&[
         "--src-creds",
         CREDS,
         "--dest-creds",
@@ -168,9 +150,9 @@ fn a_repeated_copy_between_token_registries_moves_nothing() {
     ]
     .map(|s| s.to_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let first = assert_ok(&hoist_copy(&args));
+    let first = assert_copied(&hoist_copy(&args));
     assert!(first.contains("5 uploaded"), "{first}");
-    let again = assert_ok(&hoist_copy(&args));
+    let again = assert_copied(&hoist_copy(&args));
     assert!(again.contains("0 manifests written"), "{again}");
     assert!(again.contains("0 uploaded (0 bytes), 0 mounted"), "{again}");
 }

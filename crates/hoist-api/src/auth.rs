@@ -57,6 +57,19 @@ pub struct Operator {
     pub role: Role,
 }
 
+impl Operator {
+    /// Refuses (403) unless the token has the admin role; `action` names what was asked.
+    pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Read => Err(ApiError::Forbidden(format!(
+                "{action} needs an admin token; {:?} has the read role",
+                self.name
+            ))),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 

@@ -139,12 +139,7 @@ pub(crate) async fn force_tag(
     Query(params): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
-    if operator.role != hoist_domain::config::Role::Admin {
-        return Err(ApiError::Forbidden(format!(
-            "forcing a tag needs an admin token; {:?} has the read role",
-            operator.name
-        )));
-    }
+    operator.require_admin("forcing a tag")?;
     let image = configured_image(&state, &params)?;
     let tag: hoist_domain::tags::TagName =
         tag.parse().map_err(|e: hoist_domain::tags::TagNameError| {

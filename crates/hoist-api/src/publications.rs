@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use hoist_domain::config::Role;
 use hoist_store::{PublicationRow, RetryOutcome};
 use serde_json::{Value, json};
 
@@ -77,12 +76,7 @@ pub(crate) async fn retry_publication(
     operator: Operator,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<PublicationRow>), ApiError> {
-    if operator.role != Role::Admin {
-        return Err(ApiError::Forbidden(format!(
-            "retrying a publication needs an admin token; {:?} has the read role",
-            operator.name
-        )));
-    }
+    operator.require_admin("retrying a publication")?;
     match state.store().retry_publication(id).await? {
         RetryOutcome::Queued(publication) => {
             tracing::info!(operator = %operator.name, id, "publication retry queued");
