@@ -1,6 +1,8 @@
 //! The durable job queue. A job is claimed with one `UPDATE ... RETURNING` on the single
-//! writer, under a lease; a worker that dies leaves its lease to expire, and
-//! [`Store::requeue_expired_jobs`] (run at start) hands the job out again.
+//! writer, under a lease. At start [`Store::requeue_running_jobs`] hands out again every job
+//! a previous process left running (one process owns a SQLite file);
+//! [`Store::requeue_expired_jobs`] does the same for expired leases only, for when several
+//! processes share a queue.
 
 use std::time::Duration;
 
