@@ -1,6 +1,8 @@
 //! The end-to-end test harness: real processes on loopback ports, each with its own
 //! temporary folder, stopped when dropped.
 //!
+//! - [`app`]: hoist in-process (router, store, pipeline) against real registries, with the
+//!   workers stepped by the test, for pipeline behaviour.
 //! - [`Registry`]: the CNCF distribution registry (Debian package `docker-registry`).
 //! - [`Hoist`]: the `hoist` binary of this workspace, started with a config.
 //! - [`image`]: test images as OCI layouts, pushed and inspected with `skopeo`.
@@ -10,6 +12,7 @@
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
+pub mod app;
 mod caddy;
 mod github;
 mod hoist;

@@ -101,6 +101,11 @@ impl Proxy {
         self.state.lock().expect("proxy state").seen.clear();
     }
 
+    /// Forgets every rule not used up yet: the registry behaves again.
+    pub fn clear_rules(&self) {
+        self.state.lock().expect("proxy state").rules.clear();
+    }
+
     /// Rules whose faults were not all used.
     pub fn unused_rules(&self) -> Vec<Rule> {
         self.state

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hoist_store::{MoveIntent, Store, StoreOptions, TagMove};
+use hoist_store::{Store, StoreOptions};
 use hoist_tests::HoistRun;
 use serde_json::Value;
 
@@ -122,13 +122,13 @@ fn bad_lines_and_refs_are_clear_errors() {
     );
 }
 
-/// With the ledger: releasing 1.4.9 after 2.0.0 moves `1` and `1.4`, not `latest`.
-#[test]
-fn with_a_config_the_ledger_decides_which_floating_tags_move() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("hoist.toml"),
-        r#"
+/// A config whose secrets are not in the environment: planning reads none.
+const PLAN_CONFIG: &str = r#"
+[github]
+webhook_secret_env = "PLAN_TEST_UNSET_WEBHOOK_SECRET"
+[[api_token]]
+name = "ops"
+token_env = "PLAN_TEST_UNSET_API_TOKEN"
 [[registry]]
 host = "ghcr.io"
 anonymous = true
@@ -136,9 +136,39 @@ anonymous = true
 github = "octo-org/app"
 image = "ghcr.io/octo-org/app"
 platforms = ["linux/amd64"]
-"#,
-    )
-    .unwrap();
+"#;
+
+/// Planning only reads: no database is created or migrated for it.
+#[test]
+fn with_a_config_planning_needs_no_secret_and_never_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hoist.toml"), PLAN_CONFIG).unwrap();
+    let (code, _, stderr) = plan(
+        dir.path(),
+        &[
+            "--config",
+            "hoist.toml",
+            "--image",
+            "ghcr.io/octo-org/app",
+            "--ref",
+            "refs/tags/v1.0.0",
+            "--sha",
+            SHA,
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("it does not exist; run hoist migrate or hoist serve first"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+/// With the ledger: releasing 1.4.9 after 2.0.0 moves `1` and `1.4`, not `latest`.
+#[test]
+fn with_a_config_the_ledger_decides_which_floating_tags_move() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hoist.toml"), PLAN_CONFIG).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = Store::open(&StoreOptions {
@@ -148,27 +178,23 @@ platforms = ["linux/amd64"]
         })
         .await
         .unwrap();
-        let moves = [
-            ("2.0.0", "v2.0.0", 2),
-            ("2", "v2.0.0", 2),
-            ("latest", "v2.0.0", 2),
-            ("1.4.0", "v1.4.0", 1),
-            ("1.4", "v1.4.0", 1),
-            ("1", "v1.4.0", 1),
+        let seeded = [
+            ("v2.0.0", "2", &["2.0.0", "2", "latest"][..]),
+            ("v1.4.0", "1", &["1.4.0", "1.4", "1"][..]),
         ];
-        for (tag, release, d) in moves {
-            let digest = format!("sha256:{d:064x}");
-            let m = TagMove {
-                image: "ghcr.io/octo-org/app",
-                tag,
-                digest: &digest,
-                immutable: false,
-                intent: MoveIntent::Publish,
-                reason: "release",
-                publication_id: None,
-                release_tag: Some(release),
-            };
-            store.move_tag(&m).await.unwrap();
+        for (release, n, tags) in seeded {
+            let digest = format!("sha256:{:064x}", n.parse::<u32>().unwrap());
+            hoist_store::test_support::seed_published_release(
+                &store,
+                "octo-org/app",
+                "ghcr.io/octo-org/app",
+                release,
+                &n.repeat(40),
+                &digest,
+                tags,
+            )
+            .await
+            .unwrap();
         }
         store.close().await;
     });

@@ -238,9 +238,10 @@ fn a_release_publishes_a_two_platform_index_with_semver_latest_and_sha_tags() {
     w.report(COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
     w.release("rel-1", 1, "v1.2.3");
     // Only one platform so far: the publication waits and says for what.
-    w.wait_for("a waiting publication", |w| {
+    w.wait_for("a publication waiting for its builds", |w| {
         let list = w.get("/v1/publications?state=waiting");
         list["items"].as_array().is_some_and(|i| i.len() == 1)
+            && !list["items"][0]["error"].is_null()
     });
     let waiting = w.get("/v1/publications?state=waiting");
     assert_eq!(

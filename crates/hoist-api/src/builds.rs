@@ -51,9 +51,18 @@ pub(crate) async fn handle_build_report(
         )));
     }
     let report = build::validate(&value, state.config())?;
+    let repo = state
+        .config()
+        .repository(&report.repository)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "repository {} is not configured",
+                report.repository
+            ))
+        })?;
     let outcome = state
         .store()
-        .record_build(&report, &caller.token.name)
+        .record_build(&crate::target(repo), &report, &caller.token.name)
         .await?;
     let (status, build, previous) = match outcome {
         BuildOutcome::Recorded(build) => ("recorded", build, None),

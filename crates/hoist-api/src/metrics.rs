@@ -41,7 +41,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     );
     let _ = writeln!(out, "# HELP hoist_publications Publications by state.");
     let _ = writeln!(out, "# TYPE hoist_publications gauge");
-    for known in ["waiting", "running", "succeeded", "failed", "stalled"] {
+    for known in hoist_domain::PublicationState::ALL {
         let n = publications
             .iter()
             .find(|(s, _)| s == known)

@@ -161,7 +161,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
             (
                 "state",
                 false,
-                "waiting, running, succeeded, failed or stalled.",
+                "waiting, running, succeeded, failed, stalled or withdrawn.",
             ),
             PAGE[0],
             PAGE[1],
@@ -194,6 +194,20 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// A state enum's spellings, for a schema's `enum`.
+fn states<T: std::fmt::Display>(all: &[T]) -> Value {
+    all.iter().map(ToString::to_string).collect()
+}
+
+/// The same, for a field that may be null.
+fn states_or_null<T: std::fmt::Display>(all: &[T]) -> Value {
+    let mut values = states(all);
+    if let Value::Array(items) = &mut values {
+        items.push(Value::Null);
+    }
+    values
+}
+
 fn string() -> Value {
     json!({ "type": "string" })
 }
@@ -225,7 +239,7 @@ fn schemas() -> Value {
     }));
     let release = object(json!({
         "id": { "type": "integer" }, "repository": string(), "github_id": { "type": "integer" }, "tag": string(),
-        "target_commitish": string(), "prerelease": { "type": "boolean" }, "state": { "enum": ["draft", "published", "unpublished", "deleted"] },
+        "target_commitish": string(), "prerelease": { "type": "boolean" }, "state": { "enum": states(hoist_domain::ReleaseState::ALL) },
         "last_action": string(), "commit": nullable("string"), "commit_source": nullable("string"),
         "created_at": string(), "updated_at": string(),
     }));
@@ -273,8 +287,9 @@ fn schemas() -> Value {
         "TagEventList": list_of("TagEvent"),
         "Publication": object(json!({
             "id": { "type": "integer" }, "image": string(), "repository": string(), "commit": string(),
-            "release_id": nullable("integer"), "state": { "enum": ["waiting", "running", "succeeded", "failed", "stalled"] },
-            "step": nullable("string"), "error": nullable("string"), "index_digest": nullable("string"),
+            "release_id": nullable("integer"), "state": { "enum": states(hoist_domain::PublicationState::ALL) },
+            "step": { "enum": states_or_null(hoist_domain::Step::ALL) }, "error": nullable("string"),
+            "index_digest": nullable("string"), "version_tag": nullable("string"),
             "created_at": string(), "updated_at": string(),
         })),
         "PublicationList": list_of("Publication"),

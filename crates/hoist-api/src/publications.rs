@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use hoist_domain::PublicationState;
 use hoist_store::{PublicationRow, RetryOutcome};
 use serde_json::{Value, json};
 
@@ -14,23 +15,22 @@ use crate::builds::page;
 use crate::listing::Listing;
 use crate::{ApiError, AppState};
 
-const STATES: [&str; 5] = ["waiting", "running", "succeeded", "failed", "stalled"];
-
 pub(crate) async fn list_publications(
     State(state): State<AppState>,
     operator: Operator,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Listing<PublicationRow>>, ApiError> {
     tracing::debug!(operator = %operator.name, "listing publications");
-    let wanted_state = params.get("state").map(String::as_str);
-    if let Some(s) = wanted_state
-        && !STATES.contains(&s)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "state: {s:?} is not one of {}",
-            STATES.join(", ")
-        )));
-    }
+    let wanted_state = match params.get("state") {
+        Some(text) => Some(PublicationState::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = PublicationState::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::BadRequest(format!(
+                "state: {text:?} is not one of {}",
+                known.join(", ")
+            ))
+        })?),
+        None => None,
+    };
     let page = page(&params)?;
     let before = match &page.after {
         None => i64::MAX,
@@ -84,7 +84,10 @@ pub(crate) async fn retry_publication(
         }
         RetryOutcome::NotFound => Err(ApiError::NotFound(format!("no publication {id}"))),
         RetryOutcome::NotRetryable { state } => Err(ApiError::Conflict(format!(
-            "publication {id} is {state}; only failed or stalled publications are retried"
+            "publication {id} is {state}; only failed, stalled or abandoned running publications are retried"
+        ))),
+        RetryOutcome::Busy => Err(ApiError::Conflict(format!(
+            "publication {id} is running in a worker right now"
         ))),
     }
 }

@@ -88,23 +88,24 @@ impl FromRequest<AppState> for GitHubDelivery {
 
 /// What a delivery means under this config, or `None` for event types hoist ignores.
 fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffect<'a>> {
-    let configured = |repo| config.repository(repo).map(|r| &r.github);
     const UNCONFIGURED: &str = "the repository is not configured in hoist";
     Some(match event {
         WebhookEvent::Ping(_) => WebhookEffect::Ping,
-        WebhookEvent::Release(release) => match configured(&release.repository) {
-            Some(repository) => WebhookEffect::Release {
+        WebhookEvent::Release(release) => match config.repository(&release.repository) {
+            Some(repo) => WebhookEffect::Release {
                 resolve_via_api: config.github.api.is_some(),
-                repository,
+                repository: &repo.github,
+                target: crate::target(repo),
                 event: release,
             },
             None => WebhookEffect::Ignore(UNCONFIGURED),
         },
-        WebhookEvent::Push(push) => match (configured(&push.repository), push.tag()) {
+        WebhookEvent::Push(push) => match (config.repository(&push.repository), push.tag()) {
             (None, _) => WebhookEffect::Ignore(UNCONFIGURED),
             (Some(_), None) => WebhookEffect::Ignore("only pushes of tags are recorded"),
-            (Some(repository), Some(tag)) => WebhookEffect::TagPush {
-                repository,
+            (Some(repo), Some(tag)) => WebhookEffect::TagPush {
+                repository: &repo.github,
+                target: crate::target(repo),
                 tag,
                 event: push,
             },

@@ -16,6 +16,7 @@ pub mod job;
 pub mod metrics;
 pub mod platform;
 pub mod repo;
+pub mod state;
 pub mod tags;
 
 pub use backoff::Backoff;
@@ -23,3 +24,4 @@ pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};
 pub use platform::{Platform, PlatformError};
 pub use repo::{RepoName, RepoNameError, RepoPattern};
+pub use state::{JobState, PublicationEvent, PublicationState, ReleaseAction, ReleaseState, Step};

@@ -1,38 +1,34 @@
-//! What each job does: publish a release or a commit's builds, or roll a withdrawn
-//! release's floating tags back.
-//!
-//! A publication: wait for every platform's build -> copy each to the target repository ->
-//! verify each is the platform it was reported as -> put the index -> put the tags
-//! (immutable first, floating last), each followed by its ledger event.
+//! A publication's steps: wait for every platform's build -> copy each into the target
+//! repository -> verify each is the platform it was reported as -> put the index -> write
+//! the tags ([`crate::tags`]). Every step is safe to repeat, so a job continues a
+//! publication by running it again: what is already there costs a HEAD. Before each step
+//! the publication must still be running; ingress withdraws or re-decides it in the same
+//! transaction as the release edit that asks for it, and the worker then stops.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use hoist_domain::config::Repository;
-use hoist_domain::job::Job;
 use hoist_domain::metrics::PipelineCounters;
-use hoist_domain::tags::{
-    ComputedTags, EventContext, GitRef, RollbackTarget, TagRole, Version, plan_deletion,
-    plan_release,
-};
-use hoist_domain::{CommitSha, ImageRef, Platform};
+use hoist_domain::{ImageRef, Platform, PublicationEvent, ReleaseState, Step};
 use hoist_registry::{
     Contents, IndexChild, IndexPlatform, Repository as RegistryRepo, assemble_index,
     platform_from_config,
 };
-use hoist_store::{MoveIntent, MoveOutcome, PublicationRow, ReleaseRow, TagMove};
+use hoist_store::PublicationRow;
 use tracing::Instrument;
 
 use crate::PipelineError;
 use crate::error::RegistryContext;
+use crate::tags::TagSubject;
 use crate::worker::{JobFailure, Pipeline};
 
-fn refused(message: String) -> PipelineError {
+pub(crate) fn refused(message: String) -> PipelineError {
     PipelineError::Refused(message)
 }
 
-fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, PipelineError>
+pub(crate) fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, PipelineError>
 where
     T::Err: std::fmt::Display,
 {
@@ -46,134 +42,29 @@ struct Source {
 }
 
 impl Pipeline {
-    pub(crate) async fn handle(&self, job: &Job) -> Result<(), JobFailure> {
-        match job {
-            Job::Release { release_id, action } => {
-                let Some(release) = self.store.release(*release_id).await? else {
-                    return Ok(());
-                };
-                let Some(repo) = self.repository(&release.repository) else {
-                    return Ok(());
-                };
-                match action.as_str() {
-                    "deleted" | "unpublished" => {
-                        self.roll_back(repo, &release).await.map_err(Into::into)
-                    }
-                    _ => {
-                        let Some(commit) = release.commit.clone() else {
-                            return Ok(());
-                        };
-                        if release.state != "published" {
-                            return Ok(());
-                        }
-                        let publication = self
-                            .store
-                            .ensure_publication(
-                                &repo.image.name(),
-                                repo.github.as_str(),
-                                &commit,
-                                Some(release.id),
-                            )
-                            .await?;
-                        self.publish(repo, publication, Some(&release)).await
-                    }
-                }
-            }
-            Job::Builds { repository, commit } => {
-                let Some(repo) = self.repository(repository) else {
-                    return Ok(());
-                };
-                let releases = self
-                    .store
-                    .published_releases_of_commit(repository, commit)
-                    .await?;
-                for release in &releases {
-                    let publication = self
-                        .store
-                        .ensure_publication(
-                            &repo.image.name(),
-                            repository,
-                            commit,
-                            Some(release.id),
-                        )
-                        .await?;
-                    if matches!(publication.state.as_str(), "waiting" | "stalled") {
-                        self.publish(repo, publication, Some(release)).await?;
-                    }
-                }
-                // A commit built on the default branch is published without a release too,
-                // with the tags the policy gives a branch (sha, edge, ...).
-                let default_ref = format!("refs/heads/{}", repo.default_branch);
-                let on_default_branch = self
-                    .store
-                    .builds_of_commit(repository, commit)
-                    .await?
-                    .iter()
-                    .any(|b| b.git_ref.as_deref() == Some(default_ref.as_str()));
-                if on_default_branch {
-                    let publication = self
-                        .store
-                        .ensure_publication(&repo.image.name(), repository, commit, None)
-                        .await?;
-                    if matches!(publication.state.as_str(), "waiting" | "stalled") {
-                        self.publish(repo, publication, None).await?;
-                    }
-                }
-                Ok(())
-            }
-            Job::ResolveRelease { release_id } => {
-                let Some(release) = self.store.release(*release_id).await? else {
-                    return Ok(());
-                };
-                let Some(api) = &self.config.github.api else {
-                    return Ok(());
-                };
-                if release.commit.is_some() {
-                    return Ok(());
-                }
-                let commit = crate::github::commit_of_tag(
-                    &self.github,
-                    api,
-                    &release.repository,
-                    &release.tag,
-                )
-                .await?;
-                self.store
-                    .resolve_release_from_api(release.id, commit.as_str())
-                    .await?;
-                Ok(())
-            }
-            Job::ForceTag {
-                image,
-                tag,
-                digest,
-                operator,
-                reason,
-            } => self
-                .force_tag(image, tag, digest, operator, reason)
-                .await
-                .map_err(Into::into),
+    /// Takes publication `id` as far as it goes now.
+    pub(crate) async fn publish(&self, id: i64) -> Result<(), JobFailure> {
+        let Some(publication) = self.store.publication(id).await? else {
+            return Ok(());
+        };
+        if publication.state.is_at_rest() {
+            return Ok(());
         }
-    }
-
-    fn repository(&self, github: &str) -> Option<&Repository> {
-        let name = github.parse().ok()?;
-        self.config.repository(&name)
-    }
-
-    /// Runs a publication from wherever it is; every step is safe to repeat.
-    async fn publish(
-        &self,
-        repo: &Repository,
-        publication: PublicationRow,
-        release: Option<&ReleaseRow>,
-    ) -> Result<(), JobFailure> {
-        let id = publication.id;
-        let mut step = "wait";
+        let Some(repo) = self.repository(&publication.repository) else {
+            let why = format!(
+                "repository {} is no longer configured",
+                publication.repository
+            );
+            self.store
+                .advance_publication(id, PublicationEvent::Fail, None, Some(&why))
+                .await?;
+            return Ok(());
+        };
+        let mut step = Step::Wait;
         // Every log line of the publication carries its id and image.
         let span = tracing::info_span!("publication", id, image = %repo.image);
         let result = self
-            .publish_steps(repo, &publication, release, &mut step)
+            .publish_steps(repo, &publication, &mut step)
             .instrument(span)
             .await;
         match result {
@@ -191,9 +82,9 @@ impl Pipeline {
                 let message = error.to_string();
                 self.store.step_finished(id, step, Some(&message)).await?;
                 self.store
-                    .set_publication(id, "failed", Some(step), Some(&message), None)
+                    .advance_publication(id, PublicationEvent::Fail, Some(step), Some(&message))
                     .await?;
-                tracing::error!(publication = id, step, error = %message, "publication failed");
+                tracing::error!(publication = id, %step, error = %message, "publication failed");
                 Ok(())
             }
         }
@@ -203,15 +94,30 @@ impl Pipeline {
         &self,
         repo: &Repository,
         publication: &PublicationRow,
-        release: Option<&ReleaseRow>,
-        step: &mut &'static str,
+        step: &mut Step,
     ) -> Result<(), PipelineError> {
         let id = publication.id;
         let target = RegistryRepo::of(&repo.image);
+        // The release as it is now. Ingress withdraws a publication whose release no
+        // longer stands on this commit; one that slipped through ends here.
+        let release = match publication.release_id {
+            Some(release_id) => self.store.release(release_id).await?,
+            None => None,
+        };
+        if let Some(release) = &release
+            && (release.state != ReleaseState::Published
+                || release.commit.as_deref() != Some(publication.commit.as_str()))
+        {
+            self.store
+                .advance_publication(id, PublicationEvent::Withdraw, None, None)
+                .await?;
+            return Ok(());
+        }
+        let version_tag = release.as_ref().map(|r| r.tag.as_str());
 
         // 1. Wait until every platform has a build.
-        *step = "wait";
-        let started = self.begin_step(id, step).await?;
+        *step = Step::Wait;
+        let started = self.begin_step(id, *step).await?;
         let sources = self.sources(repo, &publication.commit).await?;
         let missing: Vec<String> = repo
             .platforms
@@ -222,20 +128,29 @@ impl Pipeline {
         if !missing.is_empty() {
             let why = format!("waiting for builds of {}", missing.join(", "));
             self.store
-                .set_publication(id, "waiting", Some("wait"), Some(&why), None)
+                .advance_publication(
+                    id,
+                    PublicationEvent::BuildsMissing,
+                    Some(Step::Wait),
+                    Some(&why),
+                )
                 .await?;
-            self.end_step(id, step, started).await?;
+            self.end_step(id, *step, started).await?;
             tracing::info!(publication = id, %why, "publication waiting");
             return Ok(());
         }
-        self.end_step(id, step, started).await?;
-        self.store
-            .set_publication(id, "running", Some("copy"), None, None)
+        self.end_step(id, *step, started).await?;
+        let moved = self
+            .store
+            .advance_publication(id, PublicationEvent::Start, Some(Step::Copy), None)
             .await?;
+        if !moved.applied() {
+            return Ok(());
+        }
 
         // 2. Copy every platform image into the target repository, by digest.
-        *step = "copy";
-        let started = self.begin_step(id, step).await?;
+        *step = Step::Copy;
+        let started = self.begin_step(id, *step).await?;
         for source in &sources {
             let digest = source
                 .image
@@ -255,11 +170,14 @@ impl Pipeline {
             PipelineCounters::add(&counters.blobs_uploaded, report.blobs_uploaded);
             PipelineCounters::add(&counters.bytes_uploaded, report.bytes_uploaded);
         }
-        self.end_step(id, step, started).await?;
+        self.end_step(id, *step, started).await?;
 
         // 3. Verify each is the platform it was reported as, and describe it for the index.
-        *step = "verify";
-        let started = self.begin_step(id, step).await?;
+        *step = Step::Verify;
+        if !self.store.reach_step(id, *step, None).await? {
+            return Ok(());
+        }
+        let started = self.begin_step(id, *step).await?;
         let mut children = Vec::new();
         for source in &sources {
             let digest = source
@@ -291,12 +209,15 @@ impl Pipeline {
             });
         }
         children.sort_by_key(|c| c.platform.short());
-        self.end_step(id, step, started).await?;
+        self.end_step(id, *step, started).await?;
 
-        // 4. The index, with its provenance. `created` is the publication's own time, so a
-        // re-run builds the same bytes and the same digest.
-        *step = "index";
-        let started = self.begin_step(id, step).await?;
+        // 4. The index, with its provenance. `created` is when the commit was first
+        // published, so a re-run or a re-created release builds the same bytes and digest.
+        *step = Step::Index;
+        if !self.store.reach_step(id, *step, None).await? {
+            return Ok(());
+        }
+        let started = self.begin_step(id, *step).await?;
         let mut annotations = BTreeMap::new();
         annotations.insert(
             "org.opencontainers.image.source".to_owned(),
@@ -306,14 +227,15 @@ impl Pipeline {
             "org.opencontainers.image.revision".to_owned(),
             publication.commit.clone(),
         );
-        annotations.insert(
-            "org.opencontainers.image.created".to_owned(),
-            publication.created_at.clone(),
-        );
-        if let Some(release) = release {
+        let created = self
+            .store
+            .first_published_at(&repo.image.name(), &publication.commit)
+            .await?;
+        annotations.insert("org.opencontainers.image.created".to_owned(), created);
+        if let Some(tag) = version_tag {
             annotations.insert(
                 "org.opencontainers.image.version".to_owned(),
-                release.tag.clone(),
+                tag.to_owned(),
             );
         }
         let index = assemble_index(&children, &annotations)
@@ -323,96 +245,37 @@ impl Pipeline {
             .put_manifest(&target, &index_digest, &index)
             .await
             .context(|| format!("putting the index {index_digest}"))?;
-        self.store
-            .set_publication(id, "running", Some("tags"), None, Some(&index_digest))
-            .await?;
-        self.end_step(id, step, started).await?;
+        if !self
+            .store
+            .reach_step(id, Step::Tags, Some(&index_digest))
+            .await?
+        {
+            return Ok(());
+        }
+        self.end_step(id, *step, started).await?;
 
-        // 5. Tags: immutable first, floating last; each PUT, then its ledger event.
-        *step = "tags";
-        let started = self.begin_step(id, step).await?;
-        let lock = self.image_lock(&repo.image.name());
-        let _serialized = lock.lock().await;
-        let image = repo.image.name();
-        let commit: CommitSha = parse("commit", &publication.commit)?;
-        let git_ref = match release {
-            Some(release) => GitRef::Tag(release.tag.clone()),
-            None => GitRef::Branch(repo.default_branch.clone()),
+        // 5. The tags, under the image's lock.
+        *step = Step::Tags;
+        let started = self.begin_step(id, *step).await?;
+        let subject = TagSubject {
+            version_tag,
+            index: &index,
+            index_digest: &index_digest,
         };
-        let computed = compute_tags(repo, git_ref, commit)?;
-        let published = self.published_versions(repo).await?;
-        let plan = plan_release(&computed, &published);
-        let prerelease = release.is_some_and(|r| r.prerelease);
-        let reason = match release {
-            Some(r) => format!("release {}", r.tag),
-            None => format!("commit {}", publication.commit),
-        };
-        let release_tag = release.map(|r| r.tag.as_str());
-
-        // Refuse before writing anything if an immutable tag points elsewhere.
-        for tag in computed.tags().iter().filter(|t| t.role == TagRole::Pinned) {
-            if let Some(current) = self.store.tag_digest(&image, tag.name.as_str()).await?
-                && current != index_digest
-            {
-                return Err(refused(format!(
-                    "tag {} already points at {current}; it is immutable and will not be re-pointed to {index_digest}",
-                    tag.name.as_str()
-                )));
-            }
+        if self.write_tags(repo, publication, subject).await? {
+            self.end_step(id, *step, started).await?;
         }
-        let mut ordered: Vec<(&str, bool)> = Vec::new();
-        for tag in computed.tags() {
-            match tag.role {
-                TagRole::Pinned => ordered.insert(0, (tag.name.as_str(), true)),
-                TagRole::Plain => ordered.push((tag.name.as_str(), false)),
-                TagRole::Floating(_) => {}
-            }
-        }
-        if !prerelease {
-            for floating in &plan.moves {
-                ordered.push((floating.tag.as_str(), false));
-            }
-        }
-        for (tag, immutable) in ordered {
-            self.registry
-                .put_manifest(&target, tag, &index)
-                .await
-                .context(|| format!("tagging {image}:{tag}"))?;
-            let outcome = self
-                .store
-                .move_tag(&TagMove {
-                    image: &image,
-                    tag,
-                    digest: &index_digest,
-                    immutable,
-                    intent: MoveIntent::Publish,
-                    reason: &reason,
-                    publication_id: Some(id),
-                    release_tag,
-                })
-                .await?;
-            if let MoveOutcome::Refused { current } = outcome {
-                return Err(refused(format!(
-                    "tag {tag} already points at {current}; it is immutable"
-                )));
-            }
-        }
-        self.end_step(id, step, started).await?;
-        self.store
-            .set_publication(id, "succeeded", None, None, Some(&index_digest))
-            .await?;
-        tracing::info!(publication = id, %image, index = %index_digest, "publication succeeded");
         Ok(())
     }
 
-    async fn begin_step(&self, id: i64, step: &str) -> Result<Instant, PipelineError> {
+    async fn begin_step(&self, id: i64, step: Step) -> Result<Instant, PipelineError> {
         self.store.step_started(id, step).await?;
         Ok(Instant::now())
     }
 
     /// Records a step's end in the database and its duration in the metrics.
-    async fn end_step(&self, id: i64, step: &str, started: Instant) -> Result<(), PipelineError> {
-        self.counters.observe_step(step, started.elapsed());
+    async fn end_step(&self, id: i64, step: Step, started: Instant) -> Result<(), PipelineError> {
+        self.counters.observe_step(step.as_str(), started.elapsed());
         self.store.step_finished(id, step, None).await?;
         Ok(())
     }
@@ -473,139 +336,6 @@ impl Pipeline {
         sources.dedup_by(|a, b| a.platform == b.platform);
         Ok(sources)
     }
-
-    async fn published_versions(&self, repo: &Repository) -> Result<Vec<Version>, PipelineError> {
-        let tags = self
-            .store
-            .published_release_tags(&repo.image.name(), repo.github.as_str())
-            .await?;
-        Ok(tags.iter().filter_map(|t| t.parse().ok()).collect())
-    }
-
-    /// Re-points a tag at a digest the image's repository already holds, as an operator
-    /// asked, recorded as `force` in the ledger.
-    async fn force_tag(
-        &self,
-        image: &str,
-        tag: &str,
-        digest: &str,
-        operator: &str,
-        reason: &str,
-    ) -> Result<(), PipelineError> {
-        let Some(repo) = self
-            .config
-            .repositories
-            .iter()
-            .find(|r| r.image.name() == image)
-        else {
-            return Err(refused(format!("{image} is not a configured image")));
-        };
-        let target = RegistryRepo::of(&repo.image);
-        let lock = self.image_lock(image);
-        let _serialized = lock.lock().await;
-        let manifest =
-            self.registry
-                .manifest(&target, digest)
-                .await
-                .map_err(|e| match e.status() {
-                    Some(404) => refused(format!(
-                        "{image} has no manifest {digest}; a tag can only be forced to one it holds"
-                    )),
-                    _ => PipelineError::Registry {
-                        context: format!("reading {digest} from {image}"),
-                        source: Box::new(e),
-                    },
-                })?;
-        self.registry
-            .put_manifest(&target, tag, &manifest)
-            .await
-            .context(|| format!("tagging {image}:{tag}"))?;
-        let why = format!("forced by {operator}: {reason}");
-        self.store
-            .move_tag(&TagMove {
-                image,
-                tag,
-                digest,
-                immutable: false,
-                intent: MoveIntent::Force,
-                reason: &why,
-                publication_id: None,
-                release_tag: None,
-            })
-            .await?;
-        tracing::warn!(%image, tag, digest, operator, "tag forced");
-        Ok(())
-    }
-
-    /// Moves the floating tags a withdrawn release held back to the highest remaining
-    /// version in their scope.
-    async fn roll_back(
-        &self,
-        repo: &Repository,
-        release: &ReleaseRow,
-    ) -> Result<(), PipelineError> {
-        let image = repo.image.name();
-        let target = RegistryRepo::of(&repo.image);
-        let lock = self.image_lock(&image);
-        let _serialized = lock.lock().await;
-        let commit: CommitSha = match &release.commit {
-            Some(c) => parse("commit", c)?,
-            None => return Ok(()),
-        };
-        let computed = compute_tags(repo, GitRef::Tag(release.tag.clone()), commit)?;
-        let remaining = self.published_versions(repo).await?;
-        for rollback in plan_deletion(&computed, &remaining) {
-            let RollbackTarget::Version(version) = &rollback.to else {
-                tracing::info!(
-                    tag = rollback.tag.as_str(),
-                    "no version left in scope; tag left where it is"
-                );
-                continue;
-            };
-            let Some(digest) = self.store.digest_of_release(&image, version.raw()).await? else {
-                continue;
-            };
-            let manifest =
-                self.registry.manifest(&target, &digest).await.context(|| {
-                    format!("reading {digest} to roll back {}", rollback.tag.as_str())
-                })?;
-            self.registry
-                .put_manifest(&target, rollback.tag.as_str(), &manifest)
-                .await
-                .context(|| format!("rolling {image}:{} back", rollback.tag.as_str()))?;
-            let reason = format!("release {} {}", release.tag, release.state);
-            self.store
-                .move_tag(&TagMove {
-                    image: &image,
-                    tag: rollback.tag.as_str(),
-                    digest: &digest,
-                    immutable: false,
-                    intent: MoveIntent::Rollback,
-                    reason: &reason,
-                    publication_id: None,
-                    release_tag: Some(version.raw()),
-                })
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// The tags the repository's policy gives an event at this ref and commit.
-fn compute_tags(
-    repo: &Repository,
-    git_ref: GitRef,
-    commit: CommitSha,
-) -> Result<ComputedTags, PipelineError> {
-    let event = EventContext {
-        git_ref,
-        commit,
-        default_branch: repo.default_branch.clone(),
-        time: SystemTime::now(),
-    };
-    repo.tag_policy
-        .compute(&event)
-        .map_err(|e| refused(e.to_string()))
 }
 
 fn platform_of(p: &IndexPlatform) -> Option<Platform> {

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
-use hoist_domain::Backoff;
 use hoist_domain::config::Config;
 use hoist_domain::job::Job;
 use hoist_domain::metrics::PipelineCounters;
+use hoist_domain::{Backoff, PublicationEvent, Step};
 use hoist_registry::Client;
 use hoist_store::{ClaimedJob, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -102,16 +102,16 @@ impl Pipeline {
                 tracing::error!(error = %e, "job payload unreadable");
                 return self
                     .store
-                    .fail_job(claimed.id, &format!("unreadable payload: {e}"))
+                    .fail_job(&claimed, &format!("unreadable payload: {e}"))
                     .await;
             }
         };
-        let outcome = AssertUnwindSafe(self.handle(&job)).catch_unwind().await;
+        let outcome = self.run_leased(&claimed, &job).await;
         match outcome {
             Ok(Ok(())) => {
                 PipelineCounters::add(&self.counters.jobs_done, 1);
                 tracing::info!("job done");
-                self.store.finish_job(claimed.id).await
+                self.store.finish_job(&claimed).await
             }
             Ok(Err(failure)) => {
                 let message = failure.error.to_string();
@@ -129,17 +129,22 @@ impl Pipeline {
                     Some(delay) => {
                         PipelineCounters::add(&self.counters.jobs_retried, 1);
                         tracing::warn!(error = %message, ?delay, "job failed; will retry");
-                        self.store.retry_job(claimed.id, delay, &message).await
+                        self.store.retry_job(&claimed, delay, &message).await
                     }
                     None => {
                         PipelineCounters::add(&self.counters.jobs_failed, 1);
                         tracing::error!(error = %message, "job failed");
                         if let Some((id, step)) = failure.publication {
                             self.store
-                                .set_publication(id, "failed", Some(step), Some(&message), None)
+                                .advance_publication(
+                                    id,
+                                    PublicationEvent::Fail,
+                                    Some(step),
+                                    Some(&message),
+                                )
                                 .await?;
                         }
-                        self.store.fail_job(claimed.id, &message).await
+                        self.store.fail_job(&claimed, &message).await
                     }
                 }
             }
@@ -151,16 +156,78 @@ impl Pipeline {
                     .unwrap_or("a panic");
                 PipelineCounters::add(&self.counters.jobs_failed, 1);
                 tracing::error!(panic = detail, "job panicked");
-                self.store
-                    .fail_job(claimed.id, &format!("panicked: {detail}"))
-                    .await
+                let message = format!("panicked: {detail}");
+                // Running it again would panic again: the publication fails, for an
+                // operator to read and retry.
+                if let Some(id) = job.publication_id() {
+                    self.store
+                        .advance_publication(id, PublicationEvent::Fail, None, Some(&message))
+                        .await?;
+                }
+                self.store.fail_job(&claimed, &message).await
             }
         }
     }
 
-    /// Once a minute until `shutdown`: marks publications that waited longer than
-    /// `[publish] wait_timeout` as stalled (a late build revives them), and purges jobs
-    /// finished more than [`JOB_RETENTION`] ago.
+    /// Runs the job, renewing its lease while it runs, with panics caught.
+    async fn run_leased(
+        &self,
+        claimed: &ClaimedJob,
+        job: &Job,
+    ) -> std::thread::Result<Result<(), JobFailure>> {
+        let work = AssertUnwindSafe(self.handle(job)).catch_unwind();
+        tokio::pin!(work);
+        let renew = self.options.lease / 3;
+        loop {
+            tokio::select! {
+                outcome = &mut work => return outcome,
+                () = tokio::time::sleep(renew) => {
+                    match self.store.extend_lease(claimed, self.options.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("the job's lease was taken back while it ran"),
+                        Err(e) => tracing::warn!(error = %e, "could not renew the job's lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of the reconciler: purges old jobs, re-queues jobs whose lease ran out,
+    /// stalls publications that waited too long, and queues a job for every waiting or
+    /// running publication that has none, so no publication is stranded.
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let passes = [
+            (
+                "purged finished jobs",
+                self.store.purge_finished_jobs(JOB_RETENTION).await,
+            ),
+            (
+                "re-queued jobs whose lease ran out",
+                self.store.requeue_expired_jobs().await,
+            ),
+            (
+                "publications stalled waiting for builds",
+                self.store
+                    .stall_waiting_publications(self.config.publish.wait_timeout)
+                    .await,
+            ),
+            (
+                "queued stranded publications",
+                self.store.requeue_stranded_publications().await,
+            ),
+        ];
+        for (what, outcome) in passes {
+            match outcome {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "{what}"),
+                Err(e) if e.is_retryable() => tracing::warn!(error = %e, "reconciler: {what}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Pipeline::reconcile`] once a minute until `shutdown`.
     pub async fn run_reconciler(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -168,28 +235,7 @@ impl Pipeline {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return Ok(()),
             }
-            match self.store.purge_finished_jobs(JOB_RETENTION).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(jobs = n, "purged finished jobs"),
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "could not purge finished jobs")
-                }
-                Err(e) => return Err(e),
-            }
-            match self
-                .store
-                .stall_waiting_publications(self.config.publish.wait_timeout)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(publications = n, "publications stalled waiting for builds")
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "could not check for stalled publications")
-                }
-                Err(e) => return Err(e),
-            }
+            self.reconcile().await?;
         }
     }
 
@@ -222,7 +268,7 @@ impl Pipeline {
 #[derive(Debug)]
 pub(crate) struct JobFailure {
     pub error: PipelineError,
-    pub publication: Option<(i64, &'static str)>,
+    pub publication: Option<(i64, Step)>,
 }
 
 impl<E: Into<PipelineError>> From<E> for JobFailure {

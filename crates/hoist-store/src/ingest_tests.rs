@@ -105,6 +105,20 @@ impl Fixture {
         &self.config.repositories[0].github
     }
 
+    fn target(&self) -> Target {
+        Target {
+            image: "ghcr.io/codertocat/hello-world".to_owned(),
+            default_branch: "main".to_owned(),
+        }
+    }
+
+    async fn publications(&self) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT commit_sha, state FROM publications ORDER BY id")
+            .fetch_all(self.store.reader())
+            .await
+            .unwrap()
+    }
+
     async fn deliver_release(&self, id: &str, event: &ReleaseEvent) -> Recorded {
         let delivery = Delivery {
             delivery_id: id,
@@ -118,6 +132,7 @@ impl Fixture {
                 WebhookEffect::Release {
                     resolve_via_api: false,
                     repository: self.repo(),
+                    target: self.target(),
                     event,
                 },
             )
@@ -137,6 +152,7 @@ impl Fixture {
                 &delivery,
                 WebhookEffect::TagPush {
                     repository: self.repo(),
+                    target: self.target(),
                     tag,
                     event,
                 },
@@ -190,12 +206,12 @@ async fn a_release_whose_target_is_a_commit_resolves_at_once_and_is_queued() {
     assert_eq!(summary.commit_source.as_deref(), Some("target_commitish"));
     assert_eq!(summary.state, "published");
     assert_eq!(
-        f.jobs().await,
-        [Job::Release {
-            release_id: summary.id,
-            action: "published".into()
-        }]
+        f.publications().await,
+        [(COMMIT.to_owned(), "waiting".to_owned())],
+        "its publication is created with the release"
     );
+    let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
+    assert_eq!(kinds, ["publish"]);
 }
 
 #[tokio::test]
@@ -238,7 +254,10 @@ async fn a_build_reported_for_the_tag_wins_over_target_commitish_and_push() {
     f.deliver_push("d-0", "v2.0.0", &tag_push("v2.0.0", Some(OTHER)))
         .await;
     let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v2.0.0"));
-    f.store.record_build(&report, "ci").await.unwrap();
+    f.store
+        .record_build(&f.target(), &report, "ci")
+        .await
+        .unwrap();
     let recorded = f
         .deliver_release("d-1", &release("published", "v2.0.0", OTHER))
         .await;
@@ -256,7 +275,10 @@ async fn a_build_arriving_after_the_release_resolves_it() {
         .await;
     let report = build_report(&f, "linux/arm64", DIGEST_A, Some("refs/tags/v3.0.0"));
     assert!(matches!(
-        f.store.record_build(&report, "ci").await.unwrap(),
+        f.store
+            .record_build(&f.target(), &report, "ci")
+            .await
+            .unwrap(),
         BuildOutcome::Recorded(_)
     ));
     let releases = f
@@ -266,7 +288,11 @@ async fn a_build_arriving_after_the_release_resolves_it() {
         .unwrap();
     assert_eq!(releases[0].commit_source.as_deref(), Some("build"));
     let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
-    assert_eq!(kinds, ["release", "builds"]);
+    assert_eq!(
+        kinds,
+        ["publish"],
+        "one job for the publication, however many facts"
+    );
 }
 
 #[tokio::test]
@@ -291,16 +317,16 @@ async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
         .deliver_release("d-4", &release("published", "v4.0.0", COMMIT))
         .await;
     assert_eq!(late.answer.release.unwrap().state, "deleted");
-    let actions: Vec<String> = f
-        .jobs()
-        .await
-        .into_iter()
-        .map(|j| match j {
-            Job::Release { action, .. } => action,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(actions, ["published", "deleted"]);
+    assert_eq!(
+        f.publications().await,
+        [(COMMIT.to_owned(), "withdrawn".to_owned())]
+    );
+    let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
+    assert_eq!(
+        kinds,
+        ["publish"],
+        "it never wrote a tag: nothing to roll back"
+    );
 }
 
 #[tokio::test]
@@ -319,21 +345,20 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
     let f = fixture().await;
     let a = build_report(&f, "linux/amd64", DIGEST_A, None);
     assert!(matches!(
-        f.store.record_build(&a, "ci").await.unwrap(),
+        f.store.record_build(&f.target(), &a, "ci").await.unwrap(),
         BuildOutcome::Recorded(_)
     ));
     assert!(matches!(
-        f.store.record_build(&a, "ci").await.unwrap(),
+        f.store.record_build(&f.target(), &a, "ci").await.unwrap(),
         BuildOutcome::Unchanged(_)
     ));
-    assert_eq!(
-        f.jobs().await.len(),
-        1,
-        "the same report again queues nothing"
+    assert!(
+        f.jobs().await.is_empty(),
+        "a build no release or branch names queues nothing"
     );
 
     let b = build_report(&f, "linux/amd64", DIGEST_B, None);
-    match f.store.record_build(&b, "ci").await.unwrap() {
+    match f.store.record_build(&f.target(), &b, "ci").await.unwrap() {
         BuildOutcome::Replaced {
             build,
             previous_digest,
@@ -350,12 +375,12 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
         .execute(f.store.writer())
         .await
         .unwrap();
-    match f.store.record_build(&a, "ci").await.unwrap() {
+    match f.store.record_build(&f.target(), &a, "ci").await.unwrap() {
         BuildOutcome::AlreadyPublished { existing } => assert_eq!(existing.digest, DIGEST_B),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        f.store.record_build(&b, "ci").await.unwrap(),
+        f.store.record_build(&f.target(), &b, "ci").await.unwrap(),
         BuildOutcome::Unchanged(_)
     ));
     let builds = f
@@ -372,11 +397,21 @@ async fn an_index_build_and_per_platform_builds_are_distinct() {
     let f = fixture().await;
     let mut body = json!({"repository": "Codertocat/Hello-World", "commit": COMMIT, "image": format!("ghcr.io/codertocat/ci@{DIGEST_A}")});
     let index = build::validate(&body, &f.config).unwrap();
-    f.store.record_build(&index, "ci").await.unwrap();
-    f.store.record_build(&index, "ci").await.unwrap();
+    f.store
+        .record_build(&f.target(), &index, "ci")
+        .await
+        .unwrap();
+    f.store
+        .record_build(&f.target(), &index, "ci")
+        .await
+        .unwrap();
     body["platform"] = json!("linux/amd64");
     f.store
-        .record_build(&build::validate(&body, &f.config).unwrap(), "ci")
+        .record_build(
+            &f.target(),
+            &build::validate(&body, &f.config).unwrap(),
+            "ci",
+        )
         .await
         .unwrap();
     let builds = f

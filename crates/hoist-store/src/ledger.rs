@@ -73,18 +73,21 @@ async fn apply_move(
     conn: &mut SqliteConnection,
     m: &TagMove<'_>,
 ) -> Result<MoveOutcome, StoreError> {
-    let current = sqlx::query_scalar!(
-        "SELECT digest FROM tags WHERE image = ? AND tag = ?",
+    let current = sqlx::query!(
+        r#"SELECT digest, immutable AS "immutable: bool" FROM tags WHERE image = ? AND tag = ?"#,
         m.image,
         m.tag
     )
     .fetch_optional(&mut *conn)
     .await?;
+    // Immutability belongs to the tag once written, whatever computes it later: only an
+    // operator's force re-points it, and the tag stays immutable after that.
+    let immutable = m.immutable || current.as_ref().is_some_and(|c| c.immutable);
     let kind = match (&current, m.intent) {
-        (Some(current), _) if current == m.digest => return Ok(MoveOutcome::Unchanged),
-        (Some(current), MoveIntent::Publish) if m.immutable => {
+        (Some(current), _) if current.digest == m.digest => return Ok(MoveOutcome::Unchanged),
+        (Some(current), MoveIntent::Publish | MoveIntent::Rollback) if immutable => {
             return Ok(MoveOutcome::Refused {
-                current: current.clone(),
+                current: current.digest.clone(),
             });
         }
         (None, MoveIntent::Publish | MoveIntent::Rollback) => "create",
@@ -92,6 +95,7 @@ async fn apply_move(
         (Some(_), MoveIntent::Rollback) => "rollback",
         (_, MoveIntent::Force) => "force",
     };
+    let current = current.map(|c| c.digest);
     let event = sqlx::query_as!(
         TagEventRow,
         r#"INSERT INTO tag_events (image, tag, digest, previous_digest, kind, reason, publication_id, release_tag)
@@ -110,17 +114,19 @@ async fn apply_move(
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query!(
-        "INSERT INTO tags (image, tag, digest, event_id, publication_id, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO tags (image, tag, digest, event_id, publication_id, updated_at, immutable)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (image, tag) DO UPDATE SET
              digest = excluded.digest, event_id = excluded.event_id,
-             publication_id = excluded.publication_id, updated_at = excluded.updated_at",
+             publication_id = excluded.publication_id, updated_at = excluded.updated_at,
+             immutable = excluded.immutable",
         event.image,
         event.tag,
         event.digest,
         event.id,
         event.publication_id,
-        event.created_at
+        event.created_at,
+        immutable
     )
     .execute(&mut *conn)
     .await?;
@@ -175,46 +181,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// The ledger of `image` (optionally one tag), oldest first, after event id `after`.
-    pub async fn list_tag_events(
-        &self,
-        image: &str,
-        tag: Option<&str>,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<TagEventRow>, StoreError> {
-        let rows = match tag {
-            Some(tag) => {
-                sqlx::query_as!(
-                    TagEventRow,
-                    r#"SELECT id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
-                              release_tag, created_at
-                       FROM tag_events WHERE image = ?1 AND tag = ?2 AND id > ?3 ORDER BY id LIMIT ?4"#,
-                    image,
-                    tag,
-                    after,
-                    limit
-                )
-                .fetch_all(&self.reader)
-                .await?
-            }
-            None => {
-                sqlx::query_as!(
-                    TagEventRow,
-                    r#"SELECT id AS "id!", image, tag, digest, previous_digest, kind, reason, publication_id,
-                              release_tag, created_at
-                       FROM tag_events WHERE image = ?1 AND id > ?2 ORDER BY id LIMIT ?3"#,
-                    image,
-                    after,
-                    limit
-                )
-                .fetch_all(&self.reader)
-                .await?
-            }
-        };
-        Ok(rows)
-    }
-
     /// How many tags each image has, for the images that have any.
     pub async fn tag_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows =
@@ -226,57 +192,20 @@ impl Store {
 }
 
 impl Store {
-    /// The release tags that have put tags on `image` and whose release is not withdrawn,
-    /// in the order they were first published.
-    pub async fn published_release_tags(
+    /// Where one tag of `image` points now, and whether it is immutable.
+    pub async fn tag_target(
         &self,
         image: &str,
-        repository: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query_scalar!(
-            r#"SELECT release_tag AS "release_tag!" FROM tag_events
-               WHERE image = ?1 AND release_tag IS NOT NULL
-                 AND release_tag NOT IN (SELECT tag_name FROM releases
-                                         WHERE repository = ?2 AND state IN ('deleted', 'unpublished'))
-               GROUP BY release_tag ORDER BY min(id)"#,
-            image,
-            repository
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows)
-    }
-}
-
-impl Store {
-    /// The digest the newest tag move made by release `release_tag` of `image` pointed at:
-    /// that release's index.
-    pub async fn digest_of_release(
-        &self,
-        image: &str,
-        release_tag: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let digest = sqlx::query_scalar!(
-            "SELECT digest FROM tag_events WHERE image = ? AND release_tag = ? AND kind <> 'rollback'
-             ORDER BY id DESC LIMIT 1",
-            image,
-            release_tag
-        )
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(digest)
-    }
-
-    /// Where one tag of `image` points now.
-    pub async fn tag_digest(&self, image: &str, tag: &str) -> Result<Option<String>, StoreError> {
-        let digest = sqlx::query_scalar!(
-            "SELECT digest FROM tags WHERE image = ? AND tag = ?",
+        tag: &str,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT digest, immutable AS "immutable: bool" FROM tags WHERE image = ? AND tag = ?"#,
             image,
             tag
         )
         .fetch_optional(&self.writer)
         .await?;
-        Ok(digest)
+        Ok(row.map(|r| (r.digest, r.immutable)))
     }
 }
 

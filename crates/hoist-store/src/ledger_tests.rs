@@ -31,9 +31,26 @@ fn publish<'a>(tag: &'a str, digest: &'a str, immutable: bool) -> TagMove<'a> {
     }
 }
 
+/// The ledger as the API serves it, decoded.
+async fn events(store: &Store, tag: Option<&str>) -> Vec<TagEvent> {
+    let page = store
+        .list_tag_events_json(IMAGE, tag, 0, 10_000)
+        .await
+        .unwrap();
+    serde_json::from_str(&page.items).unwrap()
+}
+
+#[derive(serde::Deserialize)]
+struct TagEvent {
+    id: i64,
+    tag: String,
+    digest: String,
+    previous_digest: Option<String>,
+}
+
 /// The view must be exactly what replaying the events gives.
 async fn assert_view_matches_events(store: &Store) {
-    let events = store.list_tag_events(IMAGE, None, 0, 10_000).await.unwrap();
+    let events = events(store, None).await;
     let mut replayed = std::collections::BTreeMap::new();
     for e in &events {
         let before = replayed.insert(e.tag.clone(), (e.digest.clone(), e.id));
@@ -79,14 +96,7 @@ async fn moves_create_then_move_and_the_same_move_again_writes_nothing() {
         (moved.kind.as_str(), moved.previous_digest.as_deref()),
         ("move", Some(a.as_str()))
     );
-    assert_eq!(
-        store
-            .list_tag_events(IMAGE, Some("latest"), 0, 10)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(events(&store, Some("latest")).await.len(), 2);
     assert_view_matches_events(&store).await;
 }
 
@@ -183,35 +193,40 @@ async fn events_and_view_agree_after_every_operation() {
 }
 
 #[tokio::test]
-async fn published_release_tags_come_in_publication_order_without_withdrawn_releases() {
+async fn immutability_belongs_to_the_tag_whatever_writes_it_next() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    for (tag, release) in [
-        ("1.0.0", "v1.0.0"),
-        ("2.0.0", "v2.0.0"),
-        ("latest", "v2.0.0"),
-        ("1.1.0", "v1.1.0"),
-    ] {
-        let d = digest(1);
-        let m = TagMove {
-            release_tag: Some(release),
-            ..publish(tag, &d, true)
-        };
-        store.move_tag(&m).await.unwrap();
-    }
-    sqlx::query("INSERT INTO releases (repository, github_id, tag_name, target_commitish, prerelease, state, last_action) VALUES ('o/a', 1, 'v2.0.0', 'main', 0, 'deleted', 'deleted')")
-        .execute(store.writer())
-        .await
-        .unwrap();
+    let (a, b) = (digest(1), digest(2));
+    store.move_tag(&publish("1.2.3", &a, true)).await.unwrap();
+    // A plain line computing the same name later cannot re-point it, nor can a rollback.
     assert_eq!(
-        store.published_release_tags(IMAGE, "o/a").await.unwrap(),
-        ["v1.0.0", "v1.1.0"]
+        store.move_tag(&publish("1.2.3", &b, false)).await.unwrap(),
+        MoveOutcome::Refused { current: a.clone() }
+    );
+    let rollback = TagMove {
+        intent: MoveIntent::Rollback,
+        ..publish("1.2.3", &b, false)
+    };
+    assert_eq!(
+        store.move_tag(&rollback).await.unwrap(),
+        MoveOutcome::Refused { current: a.clone() }
+    );
+    // Forced elsewhere, it stays immutable there.
+    let forced = TagMove {
+        intent: MoveIntent::Force,
+        ..publish("1.2.3", &b, false)
+    };
+    assert!(matches!(
+        store.move_tag(&forced).await.unwrap(),
+        MoveOutcome::Moved(_)
+    ));
+    assert_eq!(
+        store.tag_target(IMAGE, "1.2.3").await.unwrap(),
+        Some((b.clone(), true))
     );
     assert_eq!(
-        store
-            .published_release_tags(IMAGE, "other/repo")
-            .await
-            .unwrap(),
-        ["v1.0.0", "v2.0.0", "v1.1.0"]
+        store.move_tag(&publish("1.2.3", &a, false)).await.unwrap(),
+        MoveOutcome::Refused { current: b }
     );
+    assert_view_matches_events(&store).await;
 }

@@ -1,4 +1,7 @@
-//! hoist's SQLite store. All SQL lives in this crate.
+//! hoist's SQLite store. All SQL lives in this crate, one module per table group:
+//! deliveries (webhooks), releases, builds, publications, jobs, ledger. Each write that
+//! follows from an event runs in one transaction with the jobs it queues; the store says
+//! what happened as an outcome enum and the API chooses the HTTP status.
 //!
 //! SQLite is set up here and nowhere else: WAL, `synchronous=NORMAL`, foreign keys, a busy
 //! timeout, one writer connection (SQLite allows one writer at a time; a pool of one makes
@@ -8,7 +11,8 @@
 mod backup;
 #[cfg(test)]
 mod backup_tests;
-mod ingest;
+mod builds;
+mod deliveries;
 #[cfg(test)]
 mod ingest_tests;
 mod jobs;
@@ -16,16 +20,15 @@ mod ledger;
 #[cfg(test)]
 mod ledger_tests;
 mod publications;
+mod releases;
 
 pub use backup::{BackupError, BackupReport, backup};
-pub use ingest::{
-    BuildOutcome, BuildRow, Delivery, Recorded, ReleaseRow, ReleaseSummary, WebhookAnswer,
-    WebhookEffect,
-};
-
+pub use builds::{BuildOutcome, BuildRow};
+pub use deliveries::{Delivery, Recorded, ReleaseSummary, Target, WebhookAnswer, WebhookEffect};
 pub use jobs::ClaimedJob;
 pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
-pub use publications::{PublicationRow, RetryOutcome, StepRow};
+pub use publications::{LiveVersion, Moved, PublicationRow, RetryOutcome, StepRow};
+pub use releases::ReleaseRow;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -55,6 +58,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the database holds something it should not: {0}")]
     Corrupt(String),
+    #[error("cannot plan from {0}: {1}")]
+    NotReadable(PathBuf, &'static str),
 }
 
 impl StoreError {
@@ -65,7 +70,8 @@ impl StoreError {
             StoreError::Url(..)
             | StoreError::CreateDir(..)
             | StoreError::Migrate(_)
-            | StoreError::Corrupt(_) => false,
+            | StoreError::Corrupt(_)
+            | StoreError::NotReadable(..) => false,
         }
     }
 }
@@ -118,12 +124,12 @@ impl Store {
         let path = base.get_filename().to_path_buf();
         create_parent(&path)?;
 
+        migrate(base.clone()).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(base.clone().create_if_missing(true))
+            .connect_with(base.clone())
             .await
             .map_err(StoreError::Open)?;
-        MIGRATOR.run(&writer).await?;
 
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
@@ -132,6 +138,45 @@ impl Store {
             .map_err(StoreError::Open)?;
         Ok(Store {
             writer,
+            reader,
+            path,
+            jobs_changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Opens an existing database for reading only: nothing is created, migrated or
+    /// written (for `hoist plan`). A database whose schema is not this build's is refused.
+    pub async fn open_read_only(url: &str) -> Result<Self, StoreError> {
+        let options = connect_options(url)?
+            .read_only(true)
+            .create_if_missing(false);
+        let path = options.get_filename().to_path_buf();
+        if !path.exists() {
+            return Err(StoreError::NotReadable(
+                path,
+                "it does not exist; run hoist migrate or hoist serve first",
+            ));
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Open)?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&reader)
+                .await
+                .unwrap_or_default();
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        if applied != known {
+            reader.close().await;
+            return Err(StoreError::NotReadable(
+                path,
+                "its schema is not this version's; run hoist migrate first",
+            ));
+        }
+        Ok(Store {
+            writer: reader.clone(),
             reader,
             path,
             jobs_changed: Arc::new(Notify::new()),
@@ -192,6 +237,31 @@ impl Store {
     }
 }
 
+/// Applies the pending migrations on a connection of its own. Foreign keys are not
+/// enforced while they run, as SQLite's documentation asks for a schema change that
+/// rebuilds a table, and every key is checked once they are done.
+async fn migrate(base: SqliteConnectOptions) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = base
+        .create_if_missing(true)
+        .foreign_keys(false)
+        .connect()
+        .await
+        .map_err(StoreError::Open)?;
+    MIGRATOR.run(&mut conn).await?;
+    let broken = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut conn)
+        .await?
+        .len();
+    conn.close().await?;
+    if broken > 0 {
+        return Err(StoreError::Corrupt(format!(
+            "{broken} row(s) refer to rows that do not exist after migrating"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a `sqlite:` URL; sqlx would take any other string as a file name.
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     if !url.starts_with("sqlite:") {
@@ -219,6 +289,64 @@ mod tests;
 #[cfg(feature = "test-support")]
 pub mod test_support {
     use crate::{Store, StoreError};
+
+    /// Records what publishing release `tag` of `repository` on `commit` leaves behind, as
+    /// the pipeline would: the published release, its succeeded publication with index
+    /// `digest`, and `tags` pointing at it in the ledger.
+    pub async fn seed_published_release(
+        store: &Store,
+        repository: &str,
+        image: &str,
+        tag: &str,
+        commit: &str,
+        digest: &str,
+        tags: &[&str],
+    ) -> Result<(), StoreError> {
+        let github_id = sqlx::query_scalar!(r#"SELECT count(*) + 1 AS "n!: i64" FROM releases"#)
+            .fetch_one(store.writer())
+            .await?;
+        let release = sqlx::query_scalar!(
+            r#"INSERT INTO releases
+                   (repository, github_id, tag_name, target_commitish, prerelease, state,
+                    last_action, commit_sha, commit_source)
+               VALUES (?1, ?2, ?3, ?4, 0, 'published', 'published', ?4, 'target_commitish')
+               RETURNING id AS "id!""#,
+            repository,
+            github_id,
+            tag,
+            commit
+        )
+        .fetch_one(store.writer())
+        .await?;
+        let publication = sqlx::query_scalar!(
+            r#"INSERT INTO publications
+                   (image, repository, commit_sha, release_id, state, index_digest, version_tag)
+               VALUES (?1, ?2, ?3, ?4, 'succeeded', ?5, ?6)
+               RETURNING id AS "id!""#,
+            image,
+            repository,
+            commit,
+            release,
+            digest,
+            tag
+        )
+        .fetch_one(store.writer())
+        .await?;
+        for name in tags {
+            let m = crate::TagMove {
+                image,
+                tag: name,
+                digest,
+                immutable: false,
+                intent: crate::MoveIntent::Publish,
+                reason: "seeded",
+                publication_id: Some(publication),
+                release_tag: Some(tag),
+            };
+            store.move_tag(&m).await?;
+        }
+        Ok(())
+    }
 
     /// Records a succeeded publication of `commit`, as the pipeline would.
     pub async fn mark_published(

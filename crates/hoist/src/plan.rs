@@ -10,9 +10,9 @@ use std::time::SystemTime;
 use anyhow::{Context, anyhow, bail};
 use hoist_domain::CommitSha;
 use hoist_domain::tags::{
-    ComputedTags, EventContext, GitRef, HoldReason, TagPolicy, TagRole, Version, plan_release,
+    ComputedTags, EventContext, GitRef, HoldReason, PublicationPlan, TagPolicy, TagRole, Version,
 };
-use hoist_store::{Store, StoreOptions};
+use hoist_store::Store;
 use serde_json::{Value, json};
 
 /// What `hoist plan` was asked.
@@ -61,9 +61,10 @@ fn role_name(role: &TagRole) -> &'static str {
     }
 }
 
-/// Decides every computed tag: written, or held back with the reason.
-fn decide(computed: &ComputedTags, published: &[Version], prerelease: bool) -> Vec<Planned> {
-    let plan = plan_release(computed, published);
+/// Decides every computed tag through the pipeline's own plan: written, or held back with
+/// the reason.
+fn decide(computed: &ComputedTags, live: &[Version], prerelease: bool) -> Vec<Planned> {
+    let plan = PublicationPlan::new(computed, live, prerelease);
     computed
         .tags()
         .iter()
@@ -73,18 +74,14 @@ fn decide(computed: &ComputedTags, published: &[Version], prerelease: bool) -> V
                 .iter()
                 .find(|h| h.tag == t.name)
                 .map(|h| match &h.reason {
+                    HoldReason::Prerelease if prerelease => {
+                        "the GitHub release is marked prerelease".to_owned()
+                    }
                     HoldReason::Prerelease => "the release is a prerelease".to_owned(),
                     HoldReason::NewerInScope { highest } => {
                         format!("{} is published and newer", highest.raw())
                     }
                 });
-            let held = match (&t.role, held) {
-                (_, Some(reason)) => Some(reason),
-                (TagRole::Floating(_), None) if prerelease => {
-                    Some("the GitHub release is marked prerelease".to_owned())
-                }
-                _ => None,
-            };
             Planned {
                 tag: t.name.as_str().to_owned(),
                 role: role_name(&t.role),
@@ -118,7 +115,8 @@ pub fn run(config_path: Option<&Path>, args: &PlanArgs) -> anyhow::Result<String
             decide(&policy.compute(&event)?, &[], args.prerelease)
         }
         Some(image) => {
-            let config = crate::config_load::load(config_path)?;
+            // Planning reads; it needs no secret.
+            let config = crate::config_load::load_without_secrets(config_path)?;
             let repo = config
                 .repositories
                 .iter()
@@ -126,25 +124,20 @@ pub fn run(config_path: Option<&Path>, args: &PlanArgs) -> anyhow::Result<String
                 .ok_or_else(|| anyhow!("--image {image} is not a configured repository's image"))?;
             let computed = repo.tag_policy.compute(&event)?;
             let image = repo.image.name();
-            let options = StoreOptions {
-                url: config.database.url.clone(),
-                read_connections: 1,
-                busy_timeout: config.database.busy_timeout,
-            };
-            let (published, current) = tokio::runtime::Builder::new_current_thread()
+            let url = config.database.url.clone();
+            let (live, current) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(async {
-                    let store = Store::open(&options).await?;
-                    let published = store
-                        .published_release_tags(&image, repo.github.as_str())
-                        .await?;
+                    // Read-only: planning never creates, migrates or writes the database.
+                    let store = Store::open_read_only(&url).await?;
+                    let live = store.live_versions(&image, None).await?;
                     let current = store.list_tags(&image, "", 100_000).await?;
                     store.close().await;
-                    Ok::<_, anyhow::Error>((published, current))
+                    Ok::<_, anyhow::Error>((live, current))
                 })
                 .context("reading the ledger")?;
-            let published: Vec<Version> = published.iter().filter_map(|t| t.parse().ok()).collect();
+            let published: Vec<Version> = live.iter().filter_map(|v| v.tag.parse().ok()).collect();
             let mut planned = decide(&computed, &published, args.prerelease);
             for p in &mut planned {
                 p.current = current

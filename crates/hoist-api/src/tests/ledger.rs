@@ -207,7 +207,7 @@ async fn retrying_a_publication_needs_an_admin_token_and_a_failed_publication() 
     assert_eq!(done.status, StatusCode::CONFLICT);
     assert_eq!(
         done.body["error"]["message"],
-        "publication 1 is succeeded; only failed or stalled publications are retried"
+        "publication 1 is succeeded; only failed, stalled or abandoned running publications are retried"
     );
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::state::{ReleaseAction, ReleaseState};
 use crate::{CommitSha, RepoName};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,77 +34,6 @@ pub struct PingEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReleaseAction {
-    Created,
-    Edited,
-    Deleted,
-    Published,
-    Unpublished,
-    Prereleased,
-    Released,
-    /// An action GitHub may add later; stored, never acted on.
-    Other(String),
-}
-
-impl ReleaseAction {
-    pub(crate) fn parse(action: &str) -> Self {
-        match action {
-            "created" => ReleaseAction::Created,
-            "edited" => ReleaseAction::Edited,
-            "deleted" => ReleaseAction::Deleted,
-            "published" => ReleaseAction::Published,
-            "unpublished" => ReleaseAction::Unpublished,
-            "prereleased" => ReleaseAction::Prereleased,
-            "released" => ReleaseAction::Released,
-            other => ReleaseAction::Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            ReleaseAction::Created => "created",
-            ReleaseAction::Edited => "edited",
-            ReleaseAction::Deleted => "deleted",
-            ReleaseAction::Published => "published",
-            ReleaseAction::Unpublished => "unpublished",
-            ReleaseAction::Prereleased => "prereleased",
-            ReleaseAction::Released => "released",
-            ReleaseAction::Other(other) => other,
-        }
-    }
-}
-
-/// Where a release stands, as far as hoist has heard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseState {
-    Draft,
-    Published,
-    Unpublished,
-    Deleted,
-}
-
-impl ReleaseState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReleaseState::Draft => "draft",
-            ReleaseState::Published => "published",
-            ReleaseState::Unpublished => "unpublished",
-            ReleaseState::Deleted => "deleted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "draft" => ReleaseState::Draft,
-            "published" => ReleaseState::Published,
-            "unpublished" => ReleaseState::Unpublished,
-            "deleted" => ReleaseState::Deleted,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseEvent {
     pub action: ReleaseAction,
     pub repository: RepoName,
@@ -115,42 +45,9 @@ pub struct ReleaseEvent {
 }
 
 impl ReleaseEvent {
-    /// The state after this delivery, given the state before it. Deliveries may arrive in
-    /// any order, so only lifecycle actions change a known state, and a deletion is final
-    /// (GitHub never reuses a release id).
+    /// The state after this delivery, given the state before it.
     pub fn state_after(&self, before: Option<ReleaseState>) -> ReleaseState {
-        if before == Some(ReleaseState::Deleted) {
-            return ReleaseState::Deleted;
-        }
-        match &self.action {
-            ReleaseAction::Deleted => ReleaseState::Deleted,
-            ReleaseAction::Unpublished => ReleaseState::Unpublished,
-            ReleaseAction::Published | ReleaseAction::Released | ReleaseAction::Prereleased
-                if !self.draft =>
-            {
-                ReleaseState::Published
-            }
-            _ => before.unwrap_or(if self.draft {
-                ReleaseState::Draft
-            } else {
-                ReleaseState::Published
-            }),
-        }
-    }
-
-    /// Whether this delivery asks for publishing work: a release published (or a
-    /// prerelease promoted), or a published one withdrawn (its floating tags roll back).
-    pub fn is_actionable(&self, before: Option<ReleaseState>) -> bool {
-        let after = self.state_after(before);
-        match self.action {
-            ReleaseAction::Published | ReleaseAction::Released => {
-                after == ReleaseState::Published && !self.draft
-            }
-            ReleaseAction::Deleted | ReleaseAction::Unpublished => {
-                before == Some(ReleaseState::Published) && after != ReleaseState::Published
-            }
-            _ => false,
-        }
+        ReleaseState::next(before, &self.action, self.draft)
     }
 
     /// `target_commitish` when it names a commit rather than a branch.

@@ -10,7 +10,6 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
-pub use event::{
-    EventError, PingEvent, PushEvent, ReleaseAction, ReleaseEvent, ReleaseState, WebhookEvent,
-};
+pub use crate::state::{ReleaseAction, ReleaseState};
+pub use event::{EventError, PingEvent, PushEvent, ReleaseEvent, WebhookEvent};
 pub use signature::{SignatureError, sign, verify_signature};

@@ -160,11 +160,15 @@ impl TagPolicy {
                 Latest::Always => true,
                 Latest::Never => false,
             });
-            if !tags.iter().any(|tag| tag.name == name) {
-                tags.push(ComputedTag {
+            // A tag two lines produce keeps its first place; a pinned line pins it whichever
+            // came first, so a plain line can never make a version tag movable.
+            match tags.iter_mut().find(|tag| tag.name == name) {
+                Some(seen) if produced.role == TagRole::Pinned => seen.role = TagRole::Pinned,
+                Some(_) => {}
+                None => tags.push(ComputedTag {
                     name,
                     role: produced.role,
-                });
+                }),
             }
         }
         if version.is_none() {

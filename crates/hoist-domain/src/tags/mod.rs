@@ -17,6 +17,7 @@ mod csv;
 mod date;
 mod floating;
 mod name;
+mod plan;
 mod policy;
 mod template;
 mod version;
@@ -28,6 +29,7 @@ pub use floating::{
     plan_deletion, plan_release,
 };
 pub use name::{TagName, TagNameError};
+pub use plan::{PlannedTag, PublicationPlan};
 pub use policy::TagPolicy;
 pub use version::{Identifier, Version, VersionError};
 

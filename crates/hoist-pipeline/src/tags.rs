@@ -1,0 +1,281 @@
+//! The tag step and the jobs that move tags outside a publication: a withdrawn
+//! version's floating tags going back, and an operator's force. Every decision here is
+//! taken under the image's lock from the live releases, through one pure plan.
+
+use std::time::SystemTime;
+
+use hoist_domain::config::Repository;
+use hoist_domain::tags::{
+    ComputedTags, EventContext, GitRef, PublicationPlan, RollbackTarget, Version, plan_deletion,
+};
+use hoist_domain::{CommitSha, PublicationEvent, ReleaseState};
+use hoist_registry::{Manifest, Repository as RegistryRepo};
+use hoist_store::{LiveVersion, MoveIntent, MoveOutcome, PublicationRow, TagMove};
+
+use crate::PipelineError;
+use crate::error::RegistryContext;
+use crate::publish::{parse, refused};
+use crate::worker::Pipeline;
+
+/// What a publication writes its tags for: the release tag it was indexed under, or its
+/// branch.
+pub(crate) struct TagSubject<'a> {
+    pub version_tag: Option<&'a str>,
+    pub index: &'a Manifest,
+    pub index_digest: &'a str,
+}
+
+impl Pipeline {
+    /// Writes a publication's tags, under the image's lock: pinned first (refused before
+    /// anything moves if one points elsewhere), then plain, then the floating tags that move
+    /// forward; each PUT followed by its ledger event. Returns false when the publication
+    /// moved on meanwhile (withdrawn or re-decided: the jobs queued with that do the rest).
+    pub(crate) async fn write_tags(
+        &self,
+        repo: &Repository,
+        publication: &PublicationRow,
+        subject: TagSubject<'_>,
+    ) -> Result<bool, PipelineError> {
+        let id = publication.id;
+        let image = repo.image.name();
+        let target = RegistryRepo::of(&repo.image);
+        let lock = self.image_lock(&image);
+        let _serialized = lock.lock().await;
+        // The same statement checks it still runs: an edit or a withdrawal that committed
+        // before this is seen here, one after it sees the version recorded and rolls back.
+        if !self.store.begin_tags(id, subject.version_tag).await? {
+            tracing::info!("publication moved on before its tags; leaving them");
+            return Ok(false);
+        }
+        // The release as it is now: its prerelease flag may have changed while copying.
+        let release = match publication.release_id {
+            Some(release_id) => self.store.release(release_id).await?,
+            None => None,
+        };
+        let flagged_prerelease = release.as_ref().is_some_and(|r| r.prerelease);
+        let git_ref = match subject.version_tag {
+            Some(tag) => GitRef::Tag(tag.to_owned()),
+            None => GitRef::Branch(repo.default_branch.clone()),
+        };
+        let commit: CommitSha = parse("commit", &publication.commit)?;
+        let computed = compute_tags(repo, git_ref, commit, created_at(publication))?;
+        let live = self.store.live_versions(&image, Some(id)).await?;
+        let plan = PublicationPlan::new(&computed, &versions(&live), flagged_prerelease);
+        for held in &plan.held_back {
+            tracing::info!(tag = held.tag.as_str(), reason = ?held.reason, "floating tag held back");
+        }
+
+        for write in &plan.writes {
+            if let Some((current, immutable)) =
+                self.store.tag_target(&image, write.tag.as_str()).await?
+                && current != subject.index_digest
+                && (immutable || write.immutable)
+            {
+                return Err(refused(format!(
+                    "tag {} already points at {current}; it is immutable and will not be re-pointed to {}",
+                    write.tag.as_str(),
+                    subject.index_digest
+                )));
+            }
+        }
+        let reason = match subject.version_tag {
+            Some(tag) => format!("release {tag}"),
+            None => format!("commit {}", publication.commit),
+        };
+        for write in &plan.writes {
+            let tag = write.tag.as_str();
+            self.registry
+                .put_manifest(&target, tag, subject.index)
+                .await
+                .context(|| format!("tagging {image}:{tag}"))?;
+            let outcome = self
+                .store
+                .move_tag(&TagMove {
+                    image: &image,
+                    tag,
+                    digest: subject.index_digest,
+                    immutable: write.immutable,
+                    intent: MoveIntent::Publish,
+                    reason: &reason,
+                    publication_id: Some(id),
+                    release_tag: subject.version_tag,
+                })
+                .await?;
+            if let MoveOutcome::Refused { current } = outcome {
+                return Err(refused(format!(
+                    "tag {tag} already points at {current}; it is immutable"
+                )));
+            }
+        }
+        let moved = self
+            .store
+            .advance_publication(id, PublicationEvent::Succeed, None, None)
+            .await?;
+        if moved.applied() {
+            tracing::info!(%image, index = %subject.index_digest, "publication succeeded");
+        } else {
+            tracing::info!(%image, "publication moved on while its tags were written");
+        }
+        Ok(moved.applied())
+    }
+
+    /// Version `tag` of release `release_id`, on `commit`, no longer holds its floating
+    /// tags: each goes back to the highest live version in its scope. A tag no live
+    /// version is in scope for stays where it is.
+    pub(crate) async fn roll_back(
+        &self,
+        release_id: i64,
+        tag: &str,
+        commit: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(release) = self.store.release(release_id).await? else {
+            return Ok(());
+        };
+        let Some(repo) = self.repository(&release.repository) else {
+            return Ok(());
+        };
+        let image = repo.image.name();
+        let target = RegistryRepo::of(&repo.image);
+        let lock = self.image_lock(&image);
+        let _serialized = lock.lock().await;
+        let commit: CommitSha = parse("commit", commit)?;
+        let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), commit, SystemTime::now())?;
+        let live = self.store.live_versions(&image, None).await?;
+        let why = if release.state != ReleaseState::Published {
+            format!("release {tag} {}", release.state)
+        } else if release.tag != tag {
+            format!("release {tag} renamed to {}", release.tag)
+        } else if release.prerelease {
+            format!("release {tag} marked prerelease")
+        } else {
+            format!("release {tag} moved to another commit")
+        };
+        for rollback in plan_deletion(&computed, &versions(&live)) {
+            let RollbackTarget::Version(version) = &rollback.to else {
+                tracing::info!(
+                    tag = rollback.tag.as_str(),
+                    "no version left in scope; tag left where it is"
+                );
+                continue;
+            };
+            let Some(holder) = live.iter().rev().find(|v| v.tag == version.raw()) else {
+                continue;
+            };
+            let floating = rollback.tag.as_str();
+            if self
+                .store
+                .tag_target(&image, floating)
+                .await?
+                .is_some_and(|(digest, _)| digest == holder.digest)
+            {
+                continue;
+            }
+            let manifest = self
+                .registry
+                .manifest(&target, &holder.digest)
+                .await
+                .context(|| format!("reading {} to roll back {floating}", holder.digest))?;
+            self.registry
+                .put_manifest(&target, floating, &manifest)
+                .await
+                .context(|| format!("rolling {image}:{floating} back"))?;
+            self.store
+                .move_tag(&TagMove {
+                    image: &image,
+                    tag: floating,
+                    digest: &holder.digest,
+                    immutable: false,
+                    intent: MoveIntent::Rollback,
+                    reason: &why,
+                    publication_id: None,
+                    release_tag: Some(version.raw()),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Re-points a tag at a digest the image's repository already holds, as an operator
+    /// asked, recorded as `force` in the ledger.
+    pub(crate) async fn force_tag(
+        &self,
+        image: &str,
+        tag: &str,
+        digest: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        let Some(repo) = self
+            .config
+            .repositories
+            .iter()
+            .find(|r| r.image.name() == image)
+        else {
+            return Err(refused(format!("{image} is not a configured image")));
+        };
+        let target = RegistryRepo::of(&repo.image);
+        let lock = self.image_lock(image);
+        let _serialized = lock.lock().await;
+        let manifest =
+            self.registry
+                .manifest(&target, digest)
+                .await
+                .map_err(|e| match e.status() {
+                    Some(404) => refused(format!(
+                        "{image} has no manifest {digest}; a tag can only be forced to one it holds"
+                    )),
+                    _ => PipelineError::Registry {
+                        context: format!("reading {digest} from {image}"),
+                        source: Box::new(e),
+                    },
+                })?;
+        self.registry
+            .put_manifest(&target, tag, &manifest)
+            .await
+            .context(|| format!("tagging {image}:{tag}"))?;
+        let why = format!("forced by {operator}: {reason}");
+        self.store
+            .move_tag(&TagMove {
+                image,
+                tag,
+                digest,
+                immutable: false,
+                intent: MoveIntent::Force,
+                reason: &why,
+                publication_id: None,
+                release_tag: None,
+            })
+            .await?;
+        tracing::warn!(%image, tag, digest, operator, "tag forced");
+        Ok(())
+    }
+}
+
+/// The live versions that parse as versions, in publication order.
+fn versions(live: &[LiveVersion]) -> Vec<Version> {
+    live.iter().filter_map(|v| v.tag.parse().ok()).collect()
+}
+
+/// When the publication was created: `{{date}}` renders it, so a re-run writes the same
+/// tags.
+fn created_at(publication: &PublicationRow) -> SystemTime {
+    humantime::parse_rfc3339_weak(&publication.created_at).unwrap_or_else(|_| SystemTime::now())
+}
+
+/// The tags the repository's policy gives an event at this ref and commit.
+pub(crate) fn compute_tags(
+    repo: &Repository,
+    git_ref: GitRef,
+    commit: CommitSha,
+    time: SystemTime,
+) -> Result<ComputedTags, PipelineError> {
+    let event = EventContext {
+        git_ref,
+        commit,
+        default_branch: repo.default_branch.clone(),
+        time,
+    };
+    repo.tag_policy
+        .compute(&event)
+        .map_err(|e| refused(e.to_string()))
+}

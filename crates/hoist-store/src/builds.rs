@@ -1,0 +1,271 @@
+//! CI builds: one image per (repository, commit, platform), by digest, and what a new one
+//! sets going: the commit's waiting or stalled publications look again, and a build of the
+//! default branch gets the branch's publication.
+
+use hoist_domain::build::BuildReport;
+use hoist_domain::job::Job;
+use hoist_domain::{PublicationEvent, PublicationState};
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use crate::jobs::enqueue;
+use crate::publications::{apply_event, ensure_publication, publication_state};
+use crate::releases::resolve_waiting_releases;
+use crate::{Store, StoreError, Target};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildRow {
+    pub id: i64,
+    pub repository: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub platform: Option<String>,
+    pub image: String,
+    pub digest: String,
+    pub reported_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOutcome {
+    Recorded(BuildRow),
+    /// The same report again.
+    Unchanged(BuildRow),
+    /// A new digest replaced one that was never published.
+    Replaced {
+        build: BuildRow,
+        previous_digest: String,
+    },
+    /// A different digest for a build whose commit is already (being) published.
+    AlreadyPublished {
+        existing: BuildRow,
+    },
+}
+
+/// The builds of `commit` changed: its publications to `target` that wait (or stalled)
+/// look again, and a commit built on the default branch gets its branch publication.
+async fn builds_changed(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    repository: &str,
+    commit: &str,
+) -> Result<(), StoreError> {
+    let branch_ref = format!("refs/heads/{}", target.default_branch);
+    let on_branch = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!: i64" FROM builds
+           WHERE repository = ? AND commit_sha = ? AND git_ref = ?"#,
+        repository,
+        commit,
+        branch_ref
+    )
+    .fetch_one(&mut *conn)
+    .await?
+        > 0;
+    if on_branch {
+        ensure_publication(conn, &target.image, repository, commit, None).await?;
+    }
+    let image = target.image.as_str();
+    let publications = sqlx::query!(
+        r#"SELECT id AS "id!", state FROM publications
+           WHERE image = ? AND commit_sha = ? ORDER BY id"#,
+        image,
+        commit
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for publication in publications {
+        let state = publication_state(&publication.state)?;
+        if matches!(state, PublicationState::Waiting | PublicationState::Stalled) {
+            apply_event(
+                conn,
+                publication.id,
+                PublicationEvent::BuildArrived,
+                None,
+                None,
+            )
+            .await?;
+            let job = Job::Publish {
+                publication_id: publication.id,
+            };
+            enqueue(conn, &job).await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records a CI build: new, the same again, a replacement while unpublished, or refused
+    /// because its commit is already being published or was.
+    pub async fn record_build(
+        &self,
+        target: &Target,
+        report: &BuildReport,
+        reported_by: &str,
+    ) -> Result<BuildOutcome, StoreError> {
+        let repository = report.repository.as_str();
+        let commit = report.commit.as_str();
+        let platform = report.platform.as_ref().map(ToString::to_string);
+        let image = report.image.to_string();
+        let digest = report
+            .image
+            .digest()
+            .map(|d| d.as_str().to_owned())
+            .ok_or_else(|| StoreError::Corrupt("a build image without digest".to_owned()))?;
+
+        let mut tx = self.writer.begin().await?;
+        let existing = fetch_build(&mut tx, repository, commit, platform.as_deref()).await?;
+        // Whether the report tells anything new: a ref added to the same image counts, as
+        // it may resolve a release or make the commit a branch build.
+        let mut changed = true;
+        let outcome = match existing {
+            Some(existing) if existing.digest == digest && existing.image == image => {
+                if existing.git_ref.is_none() && report.git_ref.is_some() {
+                    sqlx::query!(
+                        "UPDATE builds SET git_ref = ? WHERE id = ?",
+                        report.git_ref,
+                        existing.id
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    changed = false;
+                }
+                BuildOutcome::Unchanged(existing)
+            }
+            Some(existing) => {
+                let (running, succeeded) = (
+                    PublicationState::Running.as_str(),
+                    PublicationState::Succeeded.as_str(),
+                );
+                let published = sqlx::query_scalar!(
+                    r#"SELECT count(*) AS "n!: i64" FROM publications
+                       WHERE repository = ? AND commit_sha = ? AND state IN (?, ?)"#,
+                    repository,
+                    commit,
+                    running,
+                    succeeded
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if published > 0 {
+                    tx.rollback().await?;
+                    return Ok(BuildOutcome::AlreadyPublished { existing });
+                }
+                sqlx::query!(
+                    "UPDATE builds SET image = ?, digest = ?, git_ref = ifnull(?, git_ref), reported_by = ?,
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                     WHERE id = ?",
+                    image,
+                    digest,
+                    report.git_ref,
+                    reported_by,
+                    existing.id
+                )
+                .execute(&mut *tx)
+                .await?;
+                let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("the replaced build vanished".to_owned()))?;
+                BuildOutcome::Replaced {
+                    build,
+                    previous_digest: existing.digest,
+                }
+            }
+            None => {
+                sqlx::query!(
+                    "INSERT INTO builds (repository, commit_sha, git_ref, platform, image, digest, reported_by)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    repository,
+                    commit,
+                    report.git_ref,
+                    platform,
+                    image,
+                    digest,
+                    reported_by
+                )
+                .execute(&mut *tx)
+                .await?;
+                let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("the new build vanished".to_owned()))?;
+                BuildOutcome::Recorded(build)
+            }
+        };
+        if changed {
+            if let Some(tag) = report.tag() {
+                resolve_waiting_releases(&mut tx, target, repository, tag, commit, "build").await?;
+            }
+            builds_changed(&mut tx, target, repository, commit).await?;
+        }
+        tx.commit().await?;
+        self.notify_workers();
+        Ok(outcome)
+    }
+
+    /// Builds of a repository (optionally one commit), oldest first, after build id `after`.
+    pub async fn list_builds(
+        &self,
+        repository: &str,
+        commit: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<BuildRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            BuildRow,
+            r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
+                      reported_by, created_at, updated_at
+               FROM builds
+               WHERE repository = ?1 AND (?2 IS NULL OR commit_sha = ?2) AND id > ?3
+               ORDER BY id LIMIT ?4"#,
+            repository,
+            commit,
+            after,
+            limit
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Every build recorded for a commit.
+    pub async fn builds_of_commit(
+        &self,
+        repository: &str,
+        commit: &str,
+    ) -> Result<Vec<BuildRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            BuildRow,
+            r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
+                      reported_by, created_at, updated_at
+               FROM builds WHERE repository = ? AND commit_sha = ? ORDER BY id"#,
+            repository,
+            commit
+        )
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows)
+    }
+}
+
+async fn fetch_build(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    commit: &str,
+    platform: Option<&str>,
+) -> Result<Option<BuildRow>, StoreError> {
+    let row = sqlx::query_as!(
+        BuildRow,
+        r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
+                  reported_by, created_at, updated_at
+           FROM builds
+           WHERE repository = ?1 AND commit_sha = ?2 AND ifnull(platform, '') = ifnull(?3, '')"#,
+        repository,
+        commit,
+        platform
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row)
+}

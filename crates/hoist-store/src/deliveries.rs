@@ -1,0 +1,223 @@
+//! Webhook deliveries: verified, deduplicated on `X-GitHub-Delivery`, the answer given
+//! kept for redeliveries, and their effect (a release, a tag push) recorded in the same
+//! transaction as the delivery.
+
+use hoist_domain::RepoName;
+use hoist_domain::github::{PushEvent, ReleaseEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use crate::releases::{apply_release, resolve_waiting_releases};
+use crate::{Store, StoreError};
+
+/// Where a configured repository publishes, as ingress tells the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The image name, without tag or digest.
+    pub image: String,
+    pub default_branch: String,
+}
+
+/// The headers of a verified delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub delivery_id: &'a str,
+    pub event: &'a str,
+    pub action: Option<&'a str>,
+    pub repository: Option<&'a str>,
+}
+
+/// What a delivery means for hoist, decided by the caller from the event and the config.
+#[derive(Debug, Clone)]
+pub enum WebhookEffect<'a> {
+    Ping,
+    /// Recorded for the audit trail, nothing else (e.g. an unconfigured repository).
+    Ignore(&'a str),
+    /// `repository` is the configured spelling of the event's repository, `target` where
+    /// it publishes.
+    Release {
+        repository: &'a RepoName,
+        target: Target,
+        event: &'a ReleaseEvent,
+        /// Ask GitHub's REST API for the commit when nothing else knows it yet.
+        resolve_via_api: bool,
+    },
+    /// A push of `refs/tags/<tag>`.
+    TagPush {
+        repository: &'a RepoName,
+        target: Target,
+        tag: &'a str,
+        event: &'a PushEvent,
+    },
+}
+
+/// The answer to a delivery, stored with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookAnswer {
+    pub delivery: String,
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSummary {
+    pub id: i64,
+    pub tag: String,
+    pub state: String,
+    pub commit: Option<String>,
+    pub commit_source: Option<String>,
+}
+
+/// A delivery as recorded: the HTTP status and body to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// True when this delivery id was seen before; nothing new was stored.
+    pub duplicate: bool,
+    pub status: u16,
+    pub answer: WebhookAnswer,
+}
+
+async fn apply_tag_push(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    repository: &str,
+    tag: &str,
+    event: &PushEvent,
+) -> Result<(&'static str, String), StoreError> {
+    if event.deleted {
+        sqlx::query!(
+            "DELETE FROM git_tags WHERE repository = ? AND tag = ?",
+            repository,
+            tag
+        )
+        .execute(&mut *conn)
+        .await?;
+        return Ok(("accepted", format!("tag {tag} deleted")));
+    }
+    let Some(commit) = &event.head_commit else {
+        return Ok(("ignored", "the push names no head_commit".to_owned()));
+    };
+    let commit = commit.as_str();
+    sqlx::query!(
+        "INSERT INTO git_tags (repository, tag, commit_sha) VALUES (?1, ?2, ?3)
+         ON CONFLICT (repository, tag) DO UPDATE SET
+             commit_sha = excluded.commit_sha,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        repository,
+        tag,
+        commit
+    )
+    .execute(&mut *conn)
+    .await?;
+    resolve_waiting_releases(conn, target, repository, tag, commit, "push").await?;
+    Ok(("accepted", format!("tag {tag} is commit {commit}")))
+}
+
+impl Store {
+    /// Records a verified delivery and its effect in one transaction. A delivery id seen
+    /// before changes nothing and gets the first answer back.
+    pub async fn record_webhook(
+        &self,
+        delivery: &Delivery<'_>,
+        effect: WebhookEffect<'_>,
+    ) -> Result<Recorded, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO deliveries
+                   (source, delivery_id, event, action, repository, outcome, status, response)
+               VALUES ('github', ?1, ?2, ?3, ?4, 'pending', 0, '{}')
+               ON CONFLICT (source, delivery_id) DO NOTHING
+               RETURNING id AS "id!""#,
+            delivery.delivery_id,
+            delivery.event,
+            delivery.action,
+            delivery.repository
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = inserted else {
+            let first = sqlx::query!(
+                "SELECT status, response FROM deliveries WHERE source = 'github' AND delivery_id = ?",
+                delivery.delivery_id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            let answer = serde_json::from_str(&first.response)
+                .map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))?;
+            return Ok(Recorded {
+                duplicate: true,
+                status: u16::try_from(first.status).unwrap_or(202),
+                answer,
+            });
+        };
+
+        let mut answer = WebhookAnswer {
+            delivery: delivery.delivery_id.to_owned(),
+            outcome: "accepted".to_owned(),
+            reason: None,
+            release: None,
+        };
+        let mut status = 202u16;
+        match effect {
+            WebhookEffect::Ping => {
+                status = 200;
+                answer.outcome = "pong".to_owned();
+            }
+            WebhookEffect::Ignore(reason) => {
+                answer.outcome = "ignored".to_owned();
+                answer.reason = Some(reason.to_owned());
+            }
+            WebhookEffect::Release {
+                repository,
+                target,
+                event,
+                resolve_via_api,
+            } => {
+                let (reason, release) = apply_release(
+                    &mut tx,
+                    &target,
+                    repository.as_str(),
+                    event,
+                    resolve_via_api,
+                )
+                .await?;
+                answer.reason = reason;
+                answer.release = Some(release);
+            }
+            WebhookEffect::TagPush {
+                repository,
+                target,
+                tag,
+                event,
+            } => {
+                let (outcome, reason) =
+                    apply_tag_push(&mut tx, &target, repository.as_str(), tag, event).await?;
+                answer.outcome = outcome.to_owned();
+                answer.reason = Some(reason);
+            }
+        }
+        let response =
+            serde_json::to_string(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query!(
+            "UPDATE deliveries SET outcome = ?, reason = ?, status = ?, response = ? WHERE id = ?",
+            answer.outcome,
+            answer.reason,
+            status,
+            response,
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notify_workers();
+        Ok(Recorded {
+            duplicate: false,
+            status,
+            answer,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! GitHub releases as last reported, the commit each resolves to (and which fact said so),
+//! and the rule that keeps a release's publications in line with it: whenever a release
+//! row changes, [`sync_release`] runs in the same transaction and withdraws, revives,
+//! re-decides or creates its publications, queueing the jobs that act on them.
+
+use hoist_domain::github::ReleaseEvent;
+use hoist_domain::job::Job;
+use hoist_domain::{PublicationEvent, PublicationState, ReleaseState};
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use crate::jobs::enqueue;
+use crate::publications::{apply_event, ensure_publication, publication_state};
+use crate::{ReleaseSummary, Store, StoreError, Target};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseRow {
+    pub id: i64,
+    pub repository: String,
+    pub github_id: i64,
+    pub tag: String,
+    pub target_commitish: String,
+    /// GitHub's prerelease flag: a flagged release competes for no floating tag.
+    pub prerelease: bool,
+    pub state: ReleaseState,
+    pub last_action: String,
+    pub commit: Option<String>,
+    /// Which fact resolved the commit: `build`, `target_commitish`, `push`, `github_api`.
+    pub commit_source: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+struct RawRelease {
+    id: i64,
+    repository: String,
+    github_id: i64,
+    tag: String,
+    target_commitish: String,
+    prerelease: bool,
+    state: String,
+    last_action: String,
+    commit: Option<String>,
+    commit_source: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn release_state(text: &str) -> Result<ReleaseState, StoreError> {
+    ReleaseState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown release state {text:?}")))
+}
+
+impl TryFrom<RawRelease> for ReleaseRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawRelease) -> Result<Self, StoreError> {
+        Ok(ReleaseRow {
+            id: raw.id,
+            repository: raw.repository,
+            github_id: raw.github_id,
+            tag: raw.tag,
+            target_commitish: raw.target_commitish,
+            prerelease: raw.prerelease,
+            state: release_state(&raw.state)?,
+            last_action: raw.last_action,
+            commit: raw.commit,
+            commit_source: raw.commit_source,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+        })
+    }
+}
+
+async fn fetch_release(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<ReleaseRow>, StoreError> {
+    let raw = sqlx::query_as!(
+        RawRelease,
+        r#"SELECT id AS "id!", repository, github_id, tag_name AS "tag", target_commitish,
+                  prerelease AS "prerelease: bool", state, last_action,
+                  commit_sha AS "commit", commit_source, created_at, updated_at
+           FROM releases WHERE id = ?"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    raw.map(ReleaseRow::try_from).transpose()
+}
+
+/// Brings the publications of release `release_id` to `target` in line with the release
+/// as it is now. `prerelease_before` is GitHub's flag before this delivery, when it
+/// changed the release; a flag that turns on or off re-decides the tags.
+pub(crate) async fn sync_release(
+    conn: &mut SqliteConnection,
+    release_id: i64,
+    target: &Target,
+    prerelease_before: Option<bool>,
+) -> Result<(), StoreError> {
+    let release = fetch_release(conn, release_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} vanished")))?;
+    let live = release.state == ReleaseState::Published;
+    let flag_on = prerelease_before == Some(false) && release.prerelease;
+    let flag_off = prerelease_before == Some(true) && !release.prerelease;
+    let image = target.image.as_str();
+    let publications = sqlx::query!(
+        r#"SELECT id AS "id!", commit_sha, state, version_tag FROM publications
+           WHERE release_id = ?1 AND image = ?2 ORDER BY id"#,
+        release_id,
+        image
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for publication in publications {
+        let state = publication_state(&publication.state)?;
+        let kept = live && release.commit.as_deref() == Some(publication.commit_sha.as_str());
+        let renamed = publication
+            .version_tag
+            .as_deref()
+            .is_some_and(|tag| tag != release.tag);
+        // The floating tags its version held go back, unless it keeps them: withdrawn,
+        // renamed, or flagged prerelease.
+        let rollback = !kept || renamed || flag_on;
+        let event = if !kept {
+            PublicationEvent::Withdraw
+        } else if state == PublicationState::Withdrawn {
+            PublicationEvent::Revive
+        } else if renamed || flag_on || flag_off {
+            PublicationEvent::Redecide
+        } else {
+            continue;
+        };
+        let moved = apply_event(conn, publication.id, event, None, None).await?;
+        if rollback
+            && moved.applied()
+            && let Some(tag) = publication.version_tag
+        {
+            let job = Job::Rollback {
+                release_id,
+                tag,
+                commit: publication.commit_sha,
+            };
+            enqueue(conn, &job).await?;
+        }
+        if kept && moved.applied() {
+            enqueue(
+                conn,
+                &Job::Publish {
+                    publication_id: publication.id,
+                },
+            )
+            .await?;
+        }
+    }
+    if let (true, Some(commit)) = (live, &release.commit) {
+        let (publication, created) = ensure_publication(
+            conn,
+            &target.image,
+            &release.repository,
+            commit,
+            Some(release_id),
+        )
+        .await?;
+        if created || publication.state == PublicationState::Waiting {
+            enqueue(
+                conn,
+                &Job::Publish {
+                    publication_id: publication.id,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every release of `repository` tagged `tag` that still lacks a commit this one,
+/// and brings their publications in line.
+pub(crate) async fn resolve_waiting_releases(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    repository: &str,
+    tag: &str,
+    commit: &str,
+    source: &str,
+) -> Result<(), StoreError> {
+    let resolved = sqlx::query_scalar!(
+        r#"UPDATE releases
+           SET commit_sha = ?1, commit_source = ?2, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+           WHERE repository = ?3 AND tag_name = ?4 AND commit_sha IS NULL
+           RETURNING id AS "id!""#,
+        commit,
+        source,
+        repository,
+        tag
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for release_id in resolved {
+        sync_release(conn, release_id, target, None).await?;
+    }
+    Ok(())
+}
+
+/// The commit a release's tag points at, from the first source that knows it, in the order
+/// the design gives: a build reported for the tag, `target_commitish` when it is a commit,
+/// a tag push.
+async fn resolve_commit(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    event: &ReleaseEvent,
+) -> Result<Option<(String, &'static str)>, StoreError> {
+    let git_ref = format!("refs/tags/{}", event.tag_name);
+    let from_build = sqlx::query_scalar!(
+        "SELECT commit_sha FROM builds WHERE repository = ? AND git_ref = ?
+         ORDER BY updated_at DESC, id DESC LIMIT 1",
+        repository,
+        git_ref
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(commit) = from_build {
+        return Ok(Some((commit, "build")));
+    }
+    if let Some(commit) = event.target_commit() {
+        return Ok(Some((commit.as_str().to_owned(), "target_commitish")));
+    }
+    let from_push = sqlx::query_scalar!(
+        "SELECT commit_sha FROM git_tags WHERE repository = ? AND tag = ?",
+        repository,
+        event.tag_name
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(from_push.map(|commit| (commit, "push")))
+}
+
+/// Records a release delivery: the row, a fresh resolution when the tag was renamed (or
+/// the target that resolved it changed), and the publications brought in line.
+pub(crate) async fn apply_release(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    repository: &str,
+    event: &ReleaseEvent,
+    resolve_via_api: bool,
+) -> Result<(Option<String>, ReleaseSummary), StoreError> {
+    let before = sqlx::query!(
+        r#"SELECT state, tag_name, target_commitish, prerelease AS "prerelease: bool", commit_source
+           FROM releases WHERE repository = ? AND github_id = ?"#,
+        repository,
+        event.release_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let before_state = match &before {
+        Some(b) => Some(release_state(&b.state)?),
+        None => None,
+    };
+    let after = event.state_after(before_state);
+    let (state, action) = (after.as_str(), event.action.as_str());
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO releases
+               (repository, github_id, tag_name, target_commitish, prerelease, state, last_action)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+           ON CONFLICT (repository, github_id) DO UPDATE SET
+               tag_name = excluded.tag_name,
+               target_commitish = excluded.target_commitish,
+               prerelease = excluded.prerelease,
+               state = excluded.state,
+               last_action = excluded.last_action,
+               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+           RETURNING id AS "id!""#,
+        repository,
+        event.release_id,
+        event.tag_name,
+        event.target_commitish,
+        event.prerelease,
+        state,
+        action
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+
+    // A renamed tag names another commit, maybe; so may a new target when the target was
+    // what resolved it. Either way the old resolution no longer holds.
+    let stale = before.as_ref().is_some_and(|b| {
+        b.tag_name != event.tag_name
+            || (b.target_commitish != event.target_commitish
+                && b.commit_source.as_deref() == Some("target_commitish"))
+    });
+    if stale {
+        sqlx::query!(
+            "UPDATE releases SET commit_sha = NULL, commit_source = NULL WHERE id = ?",
+            id
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    let known = sqlx::query_scalar!("SELECT commit_sha FROM releases WHERE id = ?", id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if known.is_none()
+        && let Some((found, from)) = resolve_commit(conn, repository, event).await?
+    {
+        sqlx::query!(
+            "UPDATE releases SET commit_sha = ?, commit_source = ? WHERE id = ?",
+            found,
+            from,
+            id
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    let prerelease_before = before.as_ref().map(|b| b.prerelease);
+    sync_release(conn, id, target, prerelease_before).await?;
+
+    let release = fetch_release(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("release {id} vanished")))?;
+    let reason = match (release.state, &release.commit) {
+        (ReleaseState::Published, None) if resolve_via_api => {
+            enqueue(conn, &Job::ResolveRelease { release_id: id }).await?;
+            Some(format!(
+                "asking GitHub's API for the commit of tag {}",
+                event.tag_name
+            ))
+        }
+        (ReleaseState::Published, None) => Some(format!(
+            "waiting for the commit of tag {}: report a build with ref refs/tags/{} or push the tag",
+            event.tag_name, event.tag_name
+        )),
+        (ReleaseState::Draft, _) => Some("draft releases are not published".to_owned()),
+        _ => None,
+    };
+    let summary = ReleaseSummary {
+        id,
+        tag: release.tag,
+        state: release.state.as_str().to_owned(),
+        commit: release.commit,
+        commit_source: release.commit_source,
+    };
+    Ok((reason, summary))
+}
+
+impl Store {
+    /// Gives a release the commit GitHub's API named, if it still has none, and brings its
+    /// publications in line. Returns whether it was resolved now.
+    pub async fn resolve_release_from_api(
+        &self,
+        target: &Target,
+        release_id: i64,
+        commit: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let resolved = sqlx::query!(
+            r#"UPDATE releases SET commit_sha = ?1, commit_source = 'github_api',
+                   updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+               WHERE id = ?2 AND commit_sha IS NULL"#,
+            commit,
+            release_id
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if resolved {
+            sync_release(&mut tx, release_id, target, None).await?;
+        }
+        tx.commit().await?;
+        self.notify_workers();
+        Ok(resolved)
+    }
+
+    pub async fn release(&self, id: i64) -> Result<Option<ReleaseRow>, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        fetch_release(&mut conn, id).await
+    }
+
+    /// Releases of a repository, oldest first, after release id `after`.
+    pub async fn list_releases(
+        &self,
+        repository: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ReleaseRow>, StoreError> {
+        let rows = sqlx::query_as!(
+            RawRelease,
+            r#"SELECT id AS "id!", repository, github_id, tag_name AS "tag", target_commitish,
+                      prerelease AS "prerelease: bool", state, last_action,
+                      commit_sha AS "commit", commit_source, created_at, updated_at
+               FROM releases
+               WHERE repository = ?1 AND id > ?2
+               ORDER BY id LIMIT ?3"#,
+            repository,
+            after,
+            limit
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(ReleaseRow::try_from).collect()
+    }
+}

@@ -1,0 +1,551 @@
+//! hoist in-process, for pipeline behaviour: the real router, the real store on a temp
+//! SQLite file, the real pipeline and registry client, and two real registries (CI's
+//! staging one, and the target behind a fault-injecting [`Proxy`]). Nothing runs in the
+//! background: a test delivers events through the router, then steps the workers with
+//! [`World::run_jobs`] until no job is due, and ends with [`World::finish`], which checks
+//! that no job is left or failed, no publication is stranded, and every tag the ledger
+//! holds is in the target registry at the digest it says (read back with skopeo).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use hoist_api::{AppState, BuildInfo, HttpOptions};
+use hoist_domain::Backoff;
+use hoist_domain::config::ConfigFile;
+use hoist_domain::metrics::PipelineCounters;
+use hoist_pipeline::{Pipeline, PipelineOptions};
+use hoist_registry::{Client, RegistrySettings};
+use hoist_store::{Store, StoreOptions};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::image::{Layout, noise, raw_manifest, sha256};
+use crate::{Proxy, Registry, fixture};
+
+pub const SECRET: &str = "in-process-webhook-secret";
+pub const CI_TOKEN: &str = "in-process-ci-token-0123456789";
+pub const API_TOKEN: &str = "in-process-api-token-0123456789";
+pub const REPOSITORY: &str = "Codertocat/Hello-World";
+
+/// Two commits, each built for linux/amd64 and linux/arm64.
+pub const COMMIT_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub const COMMIT_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub const COMMIT_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+/// The per-platform images CI pushed for one commit.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub commit: &'static str,
+    pub amd64: String,
+    pub arm64: String,
+}
+
+/// An answer from the router.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+pub struct World {
+    router: Router,
+    pub store: Store,
+    pub pipeline: Arc<Pipeline>,
+    /// Faults for the target registry go here.
+    pub target_proxy: Proxy,
+    target_host: String,
+    staging_host: String,
+    /// One set of images per commit, by commit.
+    pub builds: BTreeMap<&'static str, Built>,
+    deliveries: AtomicUsize,
+    _target: Registry,
+    _staging: Registry,
+    _layout: Layout,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("target", &self.target_host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// A hoist publishing `Codertocat/Hello-World` to the target registry with the
+    /// default tag policy, and CI images for [`COMMIT_A`], [`COMMIT_B`] and [`COMMIT_C`] in
+    /// staging.
+    pub async fn new() -> World {
+        World::with_repository("").await
+    }
+
+    /// The same, with `extra` appended to the `[[repository]]` table (`tags = [...]`).
+    pub async fn with_repository(extra: &str) -> World {
+        // The registries and skopeo are driven with blocking calls: off the runtime.
+        let (staging, target, target_proxy, layout, builds) =
+            tokio::task::spawn_blocking(start_registries)
+                .await
+                .expect("start the registries");
+        let target_host = target_proxy.host();
+        let staging_host = staging.host();
+
+        let config = format!(
+            r#"
+[github]
+webhook_secret_env = "SECRET"
+[[ci_token]]
+name = "ci"
+token_env = "CI_TOKEN"
+repositories = ["Codertocat/*"]
+[[api_token]]
+name = "ops"
+token_env = "API_TOKEN"
+role = "admin"
+[[registry]]
+host = "{staging_host}"
+anonymous = true
+insecure = true
+[[registry]]
+host = "{target_host}"
+anonymous = true
+insecure = true
+[[repository]]
+github = "{REPOSITORY}"
+image = "{target_host}/codertocat/hello-world"
+platforms = ["linux/amd64", "linux/arm64"]
+{extra}
+"#
+        );
+        let env: HashMap<String, String> = [
+            ("SECRET", SECRET),
+            ("CI_TOKEN", CI_TOKEN),
+            ("API_TOKEN", API_TOKEN),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Arc::new(
+            ConfigFile::parse(&config, "in-process")
+                .expect("config parses")
+                .validate(&env)
+                .expect("config is valid"),
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&StoreOptions {
+            url: format!("sqlite://{}/hoist.db", dir.path().display()),
+            read_connections: 2,
+            busy_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("open the store");
+        let counters = Arc::new(PipelineCounters::default());
+        // Registry retries are quick and few, so a registry that keeps failing fails the
+        // job, and the queue's own backoff (none here: retries are due at once, the test
+        // steps them) takes over.
+        let registry = Client::counting_retries(
+            config
+                .registries
+                .iter()
+                .map(RegistrySettings::from)
+                .collect(),
+            Backoff {
+                base: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                max_server_delay: Duration::from_millis(5),
+                max_attempts: 2,
+            },
+            counters.registry_retries.clone(),
+        )
+        .expect("registry client");
+        let pipeline = Arc::new(Pipeline::new(
+            store.clone(),
+            config.clone(),
+            registry,
+            counters.clone(),
+            PipelineOptions {
+                lease: Duration::from_secs(60),
+                poll: Duration::from_secs(1),
+                backoff: Backoff {
+                    base: Duration::ZERO,
+                    max_delay: Duration::ZERO,
+                    max_server_delay: Duration::ZERO,
+                    max_attempts: 10,
+                },
+            },
+        ));
+        let build = BuildInfo {
+            version: "0.0.0-test".into(),
+            git_sha: "0000000".into(),
+            built_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let state = AppState::new(
+            config,
+            store.clone(),
+            counters,
+            build,
+            CancellationToken::new(),
+        );
+        let router = hoist_api::router(
+            state,
+            HttpOptions {
+                request_timeout: Duration::from_secs(30),
+            },
+        );
+        World {
+            router,
+            store,
+            pipeline,
+            target_proxy,
+            target_host,
+            staging_host,
+            builds,
+            deliveries: AtomicUsize::new(0),
+            _target: target,
+            _staging: staging,
+            _layout: layout,
+            _dir: dir,
+        }
+    }
+
+    /// The target image, `host/codertocat/hello-world`.
+    pub fn image(&self) -> String {
+        format!("{}/codertocat/hello-world", self.target_host)
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply { status, body }
+    }
+
+    /// Delivers `body` as GitHub would: signed, with a fresh delivery id. Returns the
+    /// answer after checking it is a 2xx.
+    pub async fn deliver(&self, event: &str, body: &Value) -> Reply {
+        let n = self.deliveries.fetch_add(1, Ordering::Relaxed);
+        let bytes = body.to_string().into_bytes();
+        let request = Request::post("/webhooks/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", format!("delivery-{n}"))
+            .header(
+                "x-hub-signature-256",
+                hoist_domain::github::sign(SECRET, &bytes),
+            )
+            .body(Body::from(bytes))
+            .expect("request");
+        let reply = self.send(request).await;
+        assert!(
+            reply.status.is_success(),
+            "{event} delivery: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply
+    }
+
+    /// A `release` delivery (the public example payload) for release `id` with this
+    /// action, tag, target and GitHub prerelease flag.
+    pub async fn release(
+        &self,
+        action: &str,
+        id: u64,
+        tag: &str,
+        target: &str,
+        prerelease: bool,
+    ) -> Reply {
+        let body = release_body(action, id, tag, target, prerelease);
+        self.deliver("release", &body).await
+    }
+
+    /// A `push` of tag `tag` at `commit`.
+    pub async fn push_tag(&self, tag: &str, commit: &str) -> Reply {
+        let mut body: Value =
+            serde_json::from_slice(&fixture("push.tag-created")).expect("fixture");
+        body["ref"] = json!(format!("refs/tags/{tag}"));
+        body["head_commit"]["id"] = json!(commit);
+        body["after"] = json!(commit);
+        self.deliver("push", &body).await
+    }
+
+    /// CI reports `commit`'s image for `platform` (`amd64` or `arm64`) built at `git_ref`
+    /// (none when empty).
+    pub async fn report(&self, commit: &str, git_ref: &str, platform: &str) -> Reply {
+        let built = &self.builds[commit];
+        let digest = match platform {
+            "amd64" => &built.amd64,
+            "arm64" => &built.arm64,
+            other => panic!("no image for {other}"),
+        };
+        let mut body = json!({
+            "repository": REPOSITORY,
+            "commit": commit,
+            "platform": format!("linux/{platform}"),
+            "image": format!("{}/ci/app@{digest}", self.staging_host),
+        });
+        if !git_ref.is_empty() {
+            body["ref"] = json!(git_ref);
+        }
+        let request = Request::post("/v1/builds")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {CI_TOKEN}"))
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(request).await
+    }
+
+    /// Both platforms of `commit`, reported for `git_ref`.
+    pub async fn report_both(&self, commit: &str, git_ref: &str) {
+        for platform in ["amd64", "arm64"] {
+            let reply = self.report(commit, git_ref, platform).await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        }
+    }
+
+    /// Runs the workers' next due job; false when none is due.
+    pub async fn step(&self) -> bool {
+        self.pipeline.step().await.expect("the queue answers")
+    }
+
+    /// Steps the workers until no job is due. Returns how many jobs ran.
+    pub async fn run_jobs(&self) -> usize {
+        let mut ran = 0;
+        while self.step().await {
+            ran += 1;
+            assert!(
+                ran < 500,
+                "the queue does not drain: a job keeps coming back"
+            );
+        }
+        ran
+    }
+
+    /// One reconciler pass.
+    pub async fn reconcile(&self) {
+        self.pipeline.reconcile().await.expect("reconcile");
+    }
+
+    /// An operator's GET, as JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        let request = Request::get(path)
+            .header("authorization", format!("Bearer {API_TOKEN}"))
+            .body(Body::empty())
+            .expect("request");
+        let reply = self.send(request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+        reply.body
+    }
+
+    /// An operator's POST with no body.
+    pub async fn post(&self, path: &str) -> Reply {
+        let request = Request::post(path)
+            .header("authorization", format!("Bearer {API_TOKEN}"))
+            .body(Body::empty())
+            .expect("request");
+        self.send(request).await
+    }
+
+    /// Where each tag points, by the ledger's current view.
+    pub async fn tags(&self) -> BTreeMap<String, String> {
+        let body = self
+            .get(&format!("/v1/tags?image={}&limit=500", self.image()))
+            .await;
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|t| {
+                (
+                    t["tag"].as_str().expect("tag").to_owned(),
+                    t["digest"].as_str().expect("digest").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The ledger, oldest first: (tag, kind, digest).
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        let body = self
+            .get(&format!("/v1/tag-events?image={}&limit=500", self.image()))
+            .await;
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (field("tag"), field("kind"), field("digest"))
+            })
+            .collect()
+    }
+
+    /// The publications, oldest first, as the API shows them.
+    pub async fn publications(&self) -> Vec<Value> {
+        let body = self.get("/v1/publications?limit=500").await;
+        let mut items = body["items"].as_array().expect("items").clone();
+        items.reverse();
+        items
+    }
+
+    /// Each publication's (release tag or commit, state), oldest first.
+    pub async fn publication_states(&self) -> Vec<(String, String)> {
+        let releases = self
+            .get(&format!("/v1/releases?repository={REPOSITORY}&limit=500"))
+            .await;
+        let tag_of = |id: i64| {
+            releases["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|r| r["id"] == id)
+                .and_then(|r| r["tag"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        };
+        self.publications()
+            .await
+            .iter()
+            .map(|p| {
+                let what = match p["release_id"].as_i64() {
+                    Some(id) => format!(
+                        "{} on {}",
+                        tag_of(id),
+                        &p["commit"].as_str().unwrap_or("")[..1]
+                    ),
+                    None => format!("branch on {}", &p["commit"].as_str().unwrap_or("")[..1]),
+                };
+                (what, p["state"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
+    /// The digest of the index published for `commit` (the one its tags point at).
+    pub async fn index_of(&self, commit: &str) -> String {
+        self.publications()
+            .await
+            .iter()
+            .filter(|p| p["commit"] == commit)
+            .find_map(|p| p["index_digest"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no index published for {commit}"))
+    }
+
+    /// Reads `tag` back from the target registry with skopeo: the sha256 of its manifest.
+    pub fn registry_digest(&self, tag: &str) -> String {
+        let raw = raw_manifest(&format!("{}:{tag}", self.image()), None);
+        sha256(&raw)
+    }
+
+    /// The end of every scenario: nothing queued, running or failed in the queue, no
+    /// publication left waiting or running, and every tag of the ledger in the registry at
+    /// the digest the ledger says.
+    pub async fn finish(&self) {
+        self.finish_with_failed_jobs(0).await;
+    }
+
+    /// [`World::finish`] for a scenario where `failed` jobs ran out of attempts on purpose.
+    pub async fn finish_with_failed_jobs(&self, failed: usize) {
+        let unfinished = self.store.unfinished_jobs().await.expect("jobs");
+        let pending: Vec<_> = unfinished
+            .iter()
+            .filter(|(_, state, _)| state != "failed")
+            .collect();
+        assert!(pending.is_empty(), "jobs left: {pending:?}");
+        assert_eq!(unfinished.len(), failed, "failed jobs: {unfinished:?}");
+        let stranded: Vec<_> = self
+            .publications()
+            .await
+            .into_iter()
+            .filter(|p| matches!(p["state"].as_str(), Some("waiting" | "running")))
+            .collect();
+        assert!(
+            stranded.is_empty(),
+            "publications not at rest: {stranded:?}"
+        );
+        for (tag, digest) in self.tags().await {
+            assert_eq!(
+                self.registry_digest(&tag),
+                digest,
+                "the registry's {tag} is not what the ledger says"
+            );
+        }
+    }
+}
+
+/// The staging and target registries (the target behind a proxy), and CI's images of the
+/// three commits pushed to staging.
+fn start_registries() -> (
+    Registry,
+    Registry,
+    Proxy,
+    Layout,
+    BTreeMap<&'static str, Built>,
+) {
+    let staging = Registry::start();
+    let target = Registry::start();
+    let target_proxy = Proxy::start(target.port());
+    let staging_host = staging.host();
+    let mut layout = Layout::new();
+    let mut builds = BTreeMap::new();
+    for (n, commit) in [COMMIT_A, COMMIT_B, COMMIT_C].into_iter().enumerate() {
+        let seed = 10 * n as u64;
+        let amd64 = layout.image("linux", "amd64", &[noise(2048, seed + 1)]);
+        let arm64 = layout.image("linux", "arm64", &[noise(2048, seed + 2)]);
+        for (name, image) in [("amd64", &amd64), ("arm64", &arm64)] {
+            let tag = format!("{n}-{name}");
+            layout.tag(&tag, image);
+            layout.push(&tag, &format!("{staging_host}/ci/app:{tag}"), None);
+        }
+        builds.insert(
+            commit,
+            Built {
+                commit,
+                amd64: amd64.digest,
+                arm64: arm64.digest,
+            },
+        );
+    }
+    (staging, target, target_proxy, layout, builds)
+}
+
+/// The public example `release` payload with this action, id, tag, target and flag.
+pub fn release_body(action: &str, id: u64, tag: &str, target: &str, prerelease: bool) -> Value {
+    let mut body: Value = serde_json::from_slice(&fixture("release.published")).expect("fixture");
+    body["action"] = json!(action);
+    body["release"]["id"] = json!(id);
+    body["release"]["tag_name"] = json!(tag);
+    body["release"]["target_commitish"] = json!(target);
+    body["release"]["prerelease"] = json!(prerelease);
+    body["release"]["draft"] = json!(false);
+    body
+}
+
+/// The public example `release.edited` payload for release `id`, now at `tag` and
+/// `target`, with the `changes` GitHub sends for a renamed tag.
+pub fn release_edited(id: u64, from_tag: &str, tag: &str, target: &str, prerelease: bool) -> Value {
+    let mut body: Value = serde_json::from_slice(&fixture("release.edited")).expect("fixture");
+    body["release"]["id"] = json!(id);
+    body["release"]["tag_name"] = json!(tag);
+    body["release"]["target_commitish"] = json!(target);
+    body["release"]["prerelease"] = json!(prerelease);
+    if from_tag != tag {
+        body["changes"] = json!({ "tag_name": { "from": from_tag } });
+    }
+    body
+}

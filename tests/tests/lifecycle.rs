@@ -1,0 +1,348 @@
+//! Publications as a state machine, in-process: every publication ends, every release edit
+//! is honoured. Each test is a script of deliveries and build reports, with the workers
+//! stepped explicitly, against real registries; each ends with `World::finish`.
+
+use std::time::Duration;
+
+use hoist_tests::app::{COMMIT_A, COMMIT_B, COMMIT_C, World, release_edited};
+use hoist_tests::{Fault, Rule};
+
+fn tag_ref(tag: &str) -> String {
+    format!("refs/tags/{tag}")
+}
+
+/// The tags that point at `digest`, sorted.
+fn tags_at(tags: &std::collections::BTreeMap<String, String>, digest: &str) -> Vec<String> {
+    tags.iter()
+        .filter(|(_, d)| *d == digest)
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
+/// Blob uploads to the target answer 503 more times than the registry client retries, so
+/// the job itself fails and is retried from the queue.
+fn uploads_unavailable(world: &World, times: usize) {
+    world.target_proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times,
+        fault: Fault::Unavailable,
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_down_long_enough_to_retry_the_job_still_gets_the_publication_release_first() {
+    let w = World::new().await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    uploads_unavailable(&w, 3);
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    w.run_jobs().await;
+
+    let index = w.index_of(COMMIT_A).await;
+    let tags = w.tags().await;
+    assert_eq!(
+        tags_at(&tags, &index),
+        ["1", "1.2", "1.2.3", "latest", "sha-aaaaaaa"]
+    );
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())]
+    );
+    assert_eq!(w.events().await.len(), 5, "one ledger event per tag");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_down_long_enough_to_retry_the_job_still_gets_the_publication_builds_first() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    uploads_unavailable(&w, 3);
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())]
+    );
+    assert_eq!(w.tags().await.len(), 5);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_dropped_mid_upload_is_taken_up_again_after_a_restart() {
+    let w = World::new().await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.target_proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times: 1,
+        fault: Fault::Delay(Duration::from_secs(30)),
+    });
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+
+    // The worker is dropped while its first upload hangs: a crash, as far as the store
+    // can tell.
+    let pipeline = w.pipeline.clone();
+    let worker = tokio::spawn(async move { pipeline.step().await });
+    hoist_tests::wait_until("the first upload", Duration::from_secs(20), || {
+        w.target_proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/blobs/uploads/"))
+    });
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "running".into())]
+    );
+    let id = w.publications().await[0]["id"].as_i64().expect("id");
+    let busy = w.post(&format!("/v1/publications/{id}/retry")).await;
+    assert_eq!(busy.status, 409, "its lease is still live: {}", busy.body);
+    assert!(!w.step().await, "nothing else to run while the lease holds");
+
+    // What `hoist serve` does at start: the dead process's jobs go back to the queue.
+    assert_eq!(w.store.requeue_running_jobs().await.expect("requeue"), 1);
+    w.run_jobs().await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())]
+    );
+    assert_eq!(w.events().await.len(), 5, "one ledger event per tag");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_release_drops_its_old_commit_and_publishes_the_new_tag_where_it_points() {
+    let w = World::new().await;
+    w.report_both(COMMIT_C, &tag_ref("v1.0.0")).await;
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    w.release("published", 2, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let (index_a, index_c) = (w.index_of(COMMIT_A).await, w.index_of(COMMIT_C).await);
+    assert_eq!(w.tags().await["latest"], index_a);
+
+    // The tag is renamed on GitHub: v1.2.3's commit says nothing about v1.2.4.
+    w.deliver(
+        "release",
+        &release_edited(2, "v1.2.3", "v1.2.4", "master", false),
+    )
+    .await;
+    let releases = w
+        .get("/v1/releases?repository=Codertocat/Hello-World")
+        .await;
+    let renamed = &releases["items"][1];
+    assert_eq!(renamed["tag"], "v1.2.4");
+    assert_eq!(renamed["commit"], serde_json::Value::Null, "{renamed}");
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["1.2.3"], index_a, "a pinned tag stays");
+    assert_eq!(tags["latest"], index_c, "v1.2.3 no longer holds latest");
+    assert_eq!(tags["1"], index_c);
+    assert!(
+        !tags.contains_key("1.2.4"),
+        "nothing says where v1.2.4 is yet"
+    );
+
+    // Where v1.2.4 is, CI says with its builds.
+    w.report_both(COMMIT_B, &tag_ref("v1.2.4")).await;
+    w.run_jobs().await;
+    let index_b = w.index_of(COMMIT_B).await;
+    let tags = w.tags().await;
+    assert_eq!(
+        tags_at(&tags, &index_b),
+        ["1", "1.2", "1.2.4", "latest", "sha-bbbbbbb"]
+    );
+    assert_eq!(tags["1.2.3"], index_a);
+    assert_eq!(
+        w.publication_states().await,
+        [
+            ("v1.0.0 on c".into(), "succeeded".into()),
+            ("v1.2.4 on a".into(), "withdrawn".into()),
+            ("v1.2.4 on b".into(), "succeeded".into()),
+        ]
+    );
+    let events = w.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|(tag, kind, _)| tag == "1.2.3" && kind != "create"),
+        "1.2.3 was never re-pointed: {events:?}"
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_release_is_resolved_afresh_by_a_later_tag_push() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    w.deliver(
+        "release",
+        &release_edited(1, "v1.2.3", "v2.0.0", "master", false),
+    )
+    .await;
+    w.report_both(COMMIT_B, "refs/heads/release-2").await;
+    w.push_tag("v2.0.0", COMMIT_B).await;
+    w.run_jobs().await;
+
+    let index_b = w.index_of(COMMIT_B).await;
+    let tags = w.tags().await;
+    assert_eq!(tags["2.0.0"], index_b);
+    assert_eq!(tags["latest"], index_b);
+    assert_eq!(tags["1.2.3"], w.index_of(COMMIT_A).await);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_deleted_while_its_publication_copies_gets_no_floating_tag() {
+    let w = World::new().await;
+    w.report_both(COMMIT_C, &tag_ref("v1.0.0")).await;
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.run_jobs().await;
+    let index_c = w.index_of(COMMIT_C).await;
+
+    w.target_proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times: 1,
+        fault: Fault::Delay(Duration::from_secs(2)),
+    });
+    w.report_both(COMMIT_A, &tag_ref("v2.0.0")).await;
+    w.release("published", 2, "v2.0.0", "master", false).await;
+    let pipeline = w.pipeline.clone();
+    let worker = tokio::spawn(async move { pipeline.step().await });
+    hoist_tests::wait_until("the copy to start", Duration::from_secs(20), || {
+        w.target_proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/blobs/uploads/"))
+    });
+    // Deleted on GitHub while its images are still being copied.
+    w.release("deleted", 2, "v2.0.0", "master", false).await;
+    assert!(worker.await.expect("the worker").expect("the step"));
+    w.run_jobs().await;
+
+    let tags = w.tags().await;
+    assert_eq!(tags["latest"], index_c);
+    assert!(
+        !tags.contains_key("2") && !tags.contains_key("2.0"),
+        "{tags:?}"
+    );
+    assert_eq!(
+        w.publication_states().await,
+        [
+            ("v1.0.0 on c".into(), "succeeded".into()),
+            ("v2.0.0 on a".into(), "withdrawn".into()),
+        ]
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_github_flags_prerelease_competes_for_no_floating_tag() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, &tag_ref("v5.0.0")).await;
+    w.release("published", 1, "v5.0.0", "master", true).await;
+    w.report_both(COMMIT_B, &tag_ref("v1.2.3")).await;
+    w.release("published", 2, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let (index_a, index_b) = (w.index_of(COMMIT_A).await, w.index_of(COMMIT_B).await);
+    let tags = w.tags().await;
+    assert_eq!(tags_at(&tags, &index_a), ["5.0.0", "sha-aaaaaaa"]);
+    assert_eq!(tags["latest"], index_b, "v5.0.0 is a prerelease on GitHub");
+
+    // Promoted: it takes latest and its own floating tags.
+    w.release("released", 1, "v5.0.0", "master", false).await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(
+        tags_at(&tags, &index_a),
+        ["5", "5.0", "5.0.0", "latest", "sha-aaaaaaa"]
+    );
+
+    // Flagged prerelease again: latest goes back.
+    w.deliver(
+        "release",
+        &release_edited(1, "v5.0.0", "v5.0.0", "master", true),
+    )
+    .await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["latest"], index_b);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_recreated_with_a_once_deleted_tag_counts_as_published_again() {
+    let w = World::new().await;
+    w.report_both(COMMIT_C, &tag_ref("v1.0.0")).await;
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.report_both(COMMIT_A, &tag_ref("v2.0.0")).await;
+    w.release("published", 2, "v2.0.0", "master", false).await;
+    w.run_jobs().await;
+    let (index_a, index_c) = (w.index_of(COMMIT_A).await, w.index_of(COMMIT_C).await);
+    w.release("deleted", 2, "v2.0.0", "master", false).await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["latest"], index_c);
+
+    // GitHub gives the re-created release a new id; same tag, same commit, same index.
+    w.release("published", 3, "v2.0.0", "master", false).await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["latest"], index_a);
+
+    // A lower release afterwards leaves latest on v2.0.0.
+    w.report_both(COMMIT_B, &tag_ref("v1.5.0")).await;
+    w.release("published", 4, "v1.5.0", "master", false).await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["latest"], index_a, "{tags:?}");
+    assert_eq!(tags["1"], w.index_of(COMMIT_B).await);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_build_reported_again_with_the_default_branch_publishes_the_branch() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, "").await;
+    w.run_jobs().await;
+    assert!(
+        w.publications().await.is_empty(),
+        "no ref: nothing to publish"
+    );
+
+    // The same images again, now with the default branch: the commit is a branch build.
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags.keys().collect::<Vec<_>>(), ["sha-aaaaaaa"], "{tags:?}");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_publication_is_retried_and_a_retried_succeeded_one_is_refused() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    // The target refuses uploads for longer than the queue retries: the job runs out of
+    // attempts and the publication fails, naming the step.
+    uploads_unavailable(&w, 40);
+    w.run_jobs().await;
+    let publication = &w.publications().await[0];
+    assert_eq!(publication["state"], "failed", "{publication}");
+    assert_eq!(publication["step"], "copy");
+    let id = publication["id"].as_i64().expect("id");
+
+    w.target_proxy.clear_rules();
+    let retried = w.post(&format!("/v1/publications/{id}/retry")).await;
+    assert_eq!(retried.status, 202, "{}", retried.body);
+    w.run_jobs().await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())]
+    );
+    let again = w.post(&format!("/v1/publications/{id}/retry")).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    w.finish_with_failed_jobs(1).await;
+}
