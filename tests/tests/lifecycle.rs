@@ -30,12 +30,26 @@ fn uploads_unavailable(world: &World, times: usize) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_registry_down_long_enough_to_retry_the_job_still_gets_the_publication_release_first() {
-    let w = World::new().await;
+/// The usual order for a tag-triggered workflow: the release first, then each platform's
+/// build as its CI job ends. The publication waits for the last one, which starts it.
+async fn release_then_first_build(w: &World) {
     w.release("published", 1, "v1.2.3", "master", false).await;
+    let reply = w.report(COMMIT_A, &tag_ref("v1.2.3"), "amd64").await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    w.run_jobs().await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "waiting".into())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_down_long_enough_to_retry_the_job_still_gets_the_publication_builds_last() {
+    let w = World::new().await;
+    release_then_first_build(&w).await;
     uploads_unavailable(&w, 3);
-    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    let reply = w.report(COMMIT_A, &tag_ref("v1.2.3"), "arm64").await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
     w.run_jobs().await;
 
     let index = w.index_of(COMMIT_A).await;
@@ -71,14 +85,15 @@ async fn a_registry_down_long_enough_to_retry_the_job_still_gets_the_publication
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_dropped_mid_upload_is_taken_up_again_after_a_restart() {
     let w = World::new().await;
-    w.release("published", 1, "v1.2.3", "master", false).await;
+    release_then_first_build(&w).await;
     w.target_proxy.add(Rule {
         method: "POST",
         path_contains: "/blobs/uploads/",
         times: 1,
         fault: Fault::Delay(Duration::from_secs(30)),
     });
-    w.report_both(COMMIT_A, &tag_ref("v1.2.3")).await;
+    let reply = w.report(COMMIT_A, &tag_ref("v1.2.3"), "arm64").await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
 
     // The worker is dropped while its first upload hangs: a crash, as far as the store
     // can tell.
