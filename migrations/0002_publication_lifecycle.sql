@@ -61,3 +61,15 @@ UPDATE tags SET immutable = 1
 WHERE EXISTS (SELECT 1 FROM tag_events e
               WHERE e.id = tags.event_id AND e.release_tag IS NOT NULL
                 AND (e.release_tag = tags.tag OR e.release_tag = 'v' || tags.tag));
+
+-- The commits each branch went through, in the order push webhooks named them (a push's
+-- commits[] oldest first, then its head). A branch's own tags (`edge`, the branch name)
+-- move only to a commit pushed later than the one they hold.
+CREATE TABLE branch_commits (
+    id         INTEGER PRIMARY KEY,
+    repository TEXT NOT NULL,
+    branch     TEXT NOT NULL,
+    commit_sha TEXT NOT NULL CHECK (length(commit_sha) = 40),
+    pushed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (repository, branch, commit_sha)
+) STRICT;

@@ -285,6 +285,25 @@ platforms = ["linux/amd64", "linux/arm64"]
         self.deliver("push", &body).await
     }
 
+    /// A `push` of `branch` bringing `commits` (oldest first; the last is the new head).
+    pub async fn push_branch(&self, branch: &str, commits: &[&str]) -> Reply {
+        let mut body: Value = serde_json::from_slice(&fixture("push.branch")).expect("fixture");
+        let head = *commits.last().expect("a push brings a commit");
+        body["ref"] = json!(format!("refs/heads/{branch}"));
+        body["after"] = json!(head);
+        let template = body["commits"][0].clone();
+        body["commits"] = commits
+            .iter()
+            .map(|c| {
+                let mut commit = template.clone();
+                commit["id"] = json!(c);
+                commit
+            })
+            .collect();
+        body["head_commit"]["id"] = json!(head);
+        self.deliver("push", &body).await
+    }
+
     /// CI reports `commit`'s image for `platform` (`amd64` or `arm64`) built at `git_ref`
     /// (none when empty).
     pub async fn report(&self, commit: &str, git_ref: &str, platform: &str) -> Reply {

@@ -361,3 +361,101 @@ async fn a_failed_publication_is_retried_and_a_retried_succeeded_one_is_refused(
     assert_eq!(again.status, 409, "{}", again.body);
     w.finish_with_failed_jobs(1).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn branch_tags_follow_push_order_not_the_order_ci_reports_in() {
+    let w = World::with_repository(r#"tags = ["type=edge", "type=sha"]"#).await;
+    w.push_branch("main", &[COMMIT_A, COMMIT_B]).await;
+    // B's CI finishes first; A's arrives late.
+    w.report_both(COMMIT_B, "refs/heads/main").await;
+    w.run_jobs().await;
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.run_jobs().await;
+
+    let tags = w.tags().await;
+    let (index_a, index_b) = (w.index_of(COMMIT_A).await, w.index_of(COMMIT_B).await);
+    assert_eq!(tags["edge"], index_b, "A is older on main: {tags:?}");
+    assert_eq!(tags["sha-aaaaaaa"], index_a);
+    assert_eq!(tags["sha-bbbbbbb"], index_b);
+
+    // C is pushed after both: it takes edge whenever it is reported.
+    w.push_branch("main", &[COMMIT_C]).await;
+    w.report_both(COMMIT_C, "refs/heads/main").await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["edge"], w.index_of(COMMIT_C).await);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_pushes_branch_tags_follow_the_order_ci_reported_in() {
+    let w = World::with_repository(r#"tags = ["type=edge", "type=sha"]"#).await;
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.report_both(COMMIT_B, "refs/heads/main").await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["edge"], w.index_of(COMMIT_B).await);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_released_and_built_on_the_default_branch_has_one_index() {
+    let w = World::new().await;
+    w.release("published", 1, "v1.0.0", COMMIT_A, false).await;
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.run_jobs().await;
+
+    let tags = w.tags().await;
+    let digests: std::collections::BTreeSet<&String> = tags.values().collect();
+    assert_eq!(digests.len(), 1, "one index for the commit: {tags:?}");
+    assert_eq!(
+        tags.keys().collect::<Vec<_>>(),
+        ["1", "1.0", "1.0.0", "latest", "sha-aaaaaaa"]
+    );
+    let events = w.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|(tag, kind, _)| tag == "sha-aaaaaaa" && kind == "move"),
+        "sha-aaaaaaa never flipped: {events:?}"
+    );
+    assert_eq!(
+        w.publication_states().await,
+        [
+            ("v1.0.0 on a".into(), "succeeded".into()),
+            ("branch on a".into(), "succeeded".into()),
+        ]
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_built_on_the_default_branch_then_released_ends_with_one_index() {
+    let w = World::with_repository(
+        r#"tags = ["type=semver,pattern={{version}}", "type=edge", "type=sha"]"#,
+    )
+    .await;
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.run_jobs().await;
+    w.release("published", 1, "v1.0.0", COMMIT_A, false).await;
+    w.run_jobs().await;
+
+    let tags = w.tags().await;
+    let digests: std::collections::BTreeSet<&String> = tags.values().collect();
+    assert_eq!(
+        digests.len(),
+        1,
+        "the branch's tags moved to the release's index: {tags:?}"
+    );
+    assert_eq!(
+        tags.keys().collect::<Vec<_>>(),
+        ["1.0.0", "edge", "latest", "sha-aaaaaaa"]
+    );
+
+    // An older commit of the branch, reported late, leaves edge on the released one.
+    w.push_branch("main", &[COMMIT_C, COMMIT_A]).await;
+    w.report_both(COMMIT_C, "refs/heads/main").await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["edge"], tags["1.0.0"], "{tags:?}");
+    assert_eq!(tags["sha-ccccccc"], w.index_of(COMMIT_C).await);
+    w.finish().await;
+}

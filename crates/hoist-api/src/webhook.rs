@@ -102,12 +102,19 @@ fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffe
         },
         WebhookEvent::Push(push) => match (config.repository(&push.repository), push.tag()) {
             (None, _) => WebhookEffect::Ignore(UNCONFIGURED),
-            (Some(_), None) => WebhookEffect::Ignore("only pushes of tags are recorded"),
             (Some(repo), Some(tag)) => WebhookEffect::TagPush {
                 repository: &repo.github,
                 target: crate::target(repo),
                 tag,
                 event: push,
+            },
+            (Some(repo), None) => match push.branch() {
+                Some(branch) => WebhookEffect::BranchPush {
+                    repository: &repo.github,
+                    branch,
+                    event: push,
+                },
+                None => WebhookEffect::Ignore("only pushes of tags and branches are recorded"),
             },
         },
         WebhookEvent::Other(_) => return None,

@@ -13,7 +13,7 @@ use hoist_domain::config::Repository;
 use hoist_domain::metrics::PipelineCounters;
 use hoist_domain::{ImageRef, Platform, PublicationEvent, ReleaseState, Step};
 use hoist_registry::{
-    Contents, IndexChild, IndexPlatform, Repository as RegistryRepo, assemble_index,
+    Contents, IndexChild, IndexPlatform, Manifest, Repository as RegistryRepo, assemble_index,
     platform_from_config,
 };
 use hoist_store::PublicationRow;
@@ -218,33 +218,9 @@ impl Pipeline {
             return Ok(());
         }
         let started = self.begin_step(id, *step).await?;
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "org.opencontainers.image.source".to_owned(),
-            format!("https://github.com/{}", repo.github),
-        );
-        annotations.insert(
-            "org.opencontainers.image.revision".to_owned(),
-            publication.commit.clone(),
-        );
-        let created = self
-            .store
-            .first_published_at(&repo.image.name(), &publication.commit)
+        let (index, index_digest) = self
+            .put_index(repo, publication, &children, version_tag)
             .await?;
-        annotations.insert("org.opencontainers.image.created".to_owned(), created);
-        if let Some(tag) = version_tag {
-            annotations.insert(
-                "org.opencontainers.image.version".to_owned(),
-                tag.to_owned(),
-            );
-        }
-        let index = assemble_index(&children, &annotations)
-            .context(|| "assembling the index".to_owned())?;
-        let index_digest = index.digest.to_string();
-        self.registry
-            .put_manifest(&target, &index_digest, &index)
-            .await
-            .context(|| format!("putting the index {index_digest}"))?;
         if !self
             .store
             .reach_step(id, Step::Tags, Some(&index_digest))
@@ -266,6 +242,61 @@ impl Pipeline {
             self.end_step(id, *step, started).await?;
         }
         Ok(())
+    }
+
+    /// Puts the publication's index and returns it with its digest. A commit has one
+    /// index: a branch publication of a commit a release published shares that index, so
+    /// the tags both write (`sha-…`) never flip between two.
+    async fn put_index(
+        &self,
+        repo: &Repository,
+        publication: &PublicationRow,
+        children: &[IndexChild],
+        version_tag: Option<&str>,
+    ) -> Result<(Manifest, String), PipelineError> {
+        let target = RegistryRepo::of(&repo.image);
+        let image = repo.image.name();
+        if publication.release_id.is_none()
+            && let Some(digest) = self
+                .store
+                .release_index_of_commit(&image, &publication.commit)
+                .await?
+        {
+            let index = self
+                .registry
+                .manifest(&target, &digest)
+                .await
+                .context(|| format!("reading the release index {digest}"))?;
+            return Ok((index, digest));
+        }
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "org.opencontainers.image.source".to_owned(),
+            format!("https://github.com/{}", repo.github),
+        );
+        annotations.insert(
+            "org.opencontainers.image.revision".to_owned(),
+            publication.commit.clone(),
+        );
+        let created = self
+            .store
+            .first_published_at(&image, &publication.commit)
+            .await?;
+        annotations.insert("org.opencontainers.image.created".to_owned(), created);
+        if let Some(tag) = version_tag {
+            annotations.insert(
+                "org.opencontainers.image.version".to_owned(),
+                tag.to_owned(),
+            );
+        }
+        let index =
+            assemble_index(children, &annotations).context(|| "assembling the index".to_owned())?;
+        let index_digest = index.digest.to_string();
+        self.registry
+            .put_manifest(&target, &index_digest, &index)
+            .await
+            .context(|| format!("putting the index {index_digest}"))?;
+        Ok((index, index_digest))
     }
 
     async fn begin_step(&self, id: i64, step: Step) -> Result<Instant, PipelineError> {

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use hoist_domain::config::Repository;
 use hoist_domain::tags::{
-    ComputedTags, EventContext, GitRef, PublicationPlan, RollbackTarget, Version, plan_deletion,
+    ComputedTags, EventContext, GitRef, PlannedTag, PublicationPlan, RollbackTarget, Version,
+    plan_deletion,
 };
 use hoist_domain::{CommitSha, PublicationEvent, ReleaseState};
 use hoist_registry::{Manifest, Repository as RegistryRepo};
@@ -60,9 +61,26 @@ impl Pipeline {
         let commit: CommitSha = parse("commit", &publication.commit)?;
         let computed = compute_tags(repo, git_ref, commit, created_at(publication))?;
         let live = self.store.live_versions(&image, Some(id)).await?;
-        let plan = PublicationPlan::new(&computed, &versions(&live), flagged_prerelease);
+        let mut plan = PublicationPlan::new(&computed, &versions(&live), flagged_prerelease);
         for held in &plan.held_back {
             tracing::info!(tag = held.tag.as_str(), reason = ?held.reason, "floating tag held back");
+        }
+        if publication.release_id.is_none() {
+            let mut kept = Vec::new();
+            for write in plan.writes {
+                match self
+                    .newer_branch_holder(repo, publication, write.tag.as_str())
+                    .await?
+                {
+                    Some(holder) => tracing::info!(
+                        tag = write.tag.as_str(),
+                        %holder,
+                        "branch tag held back: a newer commit of the branch holds it"
+                    ),
+                    None => kept.push(write),
+                }
+            }
+            plan.writes = kept;
         }
 
         for write in &plan.writes {
@@ -82,7 +100,23 @@ impl Pipeline {
             Some(tag) => format!("release {tag}"),
             None => format!("commit {}", publication.commit),
         };
-        for write in &plan.writes {
+        // A commit has one index: what its branch publication wrote moves to the release's.
+        let mut writes = plan.writes.clone();
+        if publication.release_id.is_some() {
+            for tag in self
+                .store
+                .branch_tags_of_commit(&image, &publication.commit, subject.index_digest)
+                .await?
+            {
+                if !writes.iter().any(|w| w.tag.as_str() == tag) {
+                    writes.push(PlannedTag {
+                        tag: parse("branch tag", &tag)?,
+                        immutable: false,
+                    });
+                }
+            }
+        }
+        for write in &writes {
             let tag = write.tag.as_str();
             self.registry
                 .put_manifest(&target, tag, subject.index)
@@ -117,6 +151,41 @@ impl Pipeline {
             tracing::info!(%image, "publication moved on while its tags were written");
         }
         Ok(moved.applied())
+    }
+
+    /// The commit holding `tag`, when it is later on the default branch than this
+    /// publication's: a branch's tags never move back. Later means later in
+    /// push order when pushes named both commits, else reported later.
+    async fn newer_branch_holder(
+        &self,
+        repo: &Repository,
+        publication: &PublicationRow,
+        tag: &str,
+    ) -> Result<Option<String>, PipelineError> {
+        let Some(holder) = self.store.tag_holder(&repo.image.name(), tag).await? else {
+            return Ok(None);
+        };
+        // The holder may be the release publication its commit's branch tags moved to.
+        let (Some(holder_id), Some(holder_commit)) = (holder.publication_id, holder.commit) else {
+            return Ok(None);
+        };
+        if holder_commit == publication.commit {
+            return Ok(None);
+        }
+        let (repository, branch) = (repo.github.as_str(), repo.default_branch.as_str());
+        let ours = self
+            .store
+            .branch_position(repository, branch, &publication.commit)
+            .await?;
+        let theirs = self
+            .store
+            .branch_position(repository, branch, &holder_commit)
+            .await?;
+        let newer = match (ours, theirs) {
+            (Some(ours), Some(theirs)) => theirs > ours,
+            _ => holder_id > publication.id,
+        };
+        Ok(newer.then_some(holder_commit))
     }
 
     /// Version `tag` of release `release_id`, on `commit`, no longer holds its floating

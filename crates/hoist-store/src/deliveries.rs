@@ -42,6 +42,12 @@ pub enum WebhookEffect<'a> {
         /// Ask GitHub's REST API for the commit when nothing else knows it yet.
         resolve_via_api: bool,
     },
+    /// A push of `refs/heads/<branch>`: the order of its commits.
+    BranchPush {
+        repository: &'a RepoName,
+        branch: &'a str,
+        event: &'a PushEvent,
+    },
     /// A push of `refs/tags/<tag>`.
     TagPush {
         repository: &'a RepoName,
@@ -116,6 +122,38 @@ async fn apply_tag_push(
     Ok(("accepted", format!("tag {tag} is commit {commit}")))
 }
 
+async fn apply_branch_push(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    branch: &str,
+    event: &PushEvent,
+) -> Result<(&'static str, String), StoreError> {
+    if event.deleted {
+        return Ok(("ignored", format!("branch {branch} deleted")));
+    }
+    let mut recorded = 0u64;
+    for commit in event.branch_commits() {
+        let commit = commit.as_str();
+        recorded += sqlx::query!(
+            "INSERT OR IGNORE INTO branch_commits (repository, branch, commit_sha) VALUES (?, ?, ?)",
+            repository,
+            branch,
+            commit
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    let head = event
+        .head_commit
+        .as_ref()
+        .map_or("no head commit", |c| c.as_str());
+    Ok((
+        "accepted",
+        format!("branch {branch} at {head} ({recorded} new commit(s) in push order)"),
+    ))
+}
+
 impl Store {
     /// Records a verified delivery and its effect in one transaction. A delivery id seen
     /// before changes nothing and gets the first answer back.
@@ -187,6 +225,16 @@ impl Store {
                 .await?;
                 answer.reason = reason;
                 answer.release = Some(release);
+            }
+            WebhookEffect::BranchPush {
+                repository,
+                branch,
+                event,
+            } => {
+                let (outcome, reason) =
+                    apply_branch_push(&mut tx, repository.as_str(), branch, event).await?;
+                answer.outcome = outcome.to_owned();
+                answer.reason = Some(reason);
             }
             WebhookEffect::TagPush {
                 repository,

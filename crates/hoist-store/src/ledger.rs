@@ -60,6 +60,16 @@ pub struct TagEventRow {
     pub created_at: String,
 }
 
+/// A tag's current digest and the publication that wrote it (none for a force or a
+/// rollback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagHolder {
+    pub digest: String,
+    pub publication_id: Option<i64>,
+    pub commit: Option<String>,
+    pub release_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagRow {
     pub tag: String,
@@ -192,6 +202,46 @@ impl Store {
 }
 
 impl Store {
+    /// Where one tag of `image` points now and which publication put it there.
+    pub async fn tag_holder(
+        &self,
+        image: &str,
+        tag: &str,
+    ) -> Result<Option<TagHolder>, StoreError> {
+        let row = sqlx::query_as!(
+            TagHolder,
+            r#"SELECT t.digest, t.publication_id, p.commit_sha AS "commit?", p.release_id
+               FROM tags t LEFT JOIN publications p ON p.id = t.publication_id
+               WHERE t.image = ? AND t.tag = ?"#,
+            image,
+            tag
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row)
+    }
+
+    /// The tags of `image` a branch publication of `commit` wrote that do not point at
+    /// `index`: once a release publishes the commit, they move to its index.
+    pub async fn branch_tags_of_commit(
+        &self,
+        image: &str,
+        commit: &str,
+        index: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let tags = sqlx::query_scalar!(
+            "SELECT t.tag FROM tags t JOIN publications p ON p.id = t.publication_id
+             WHERE t.image = ? AND p.commit_sha = ? AND p.release_id IS NULL AND t.digest <> ?
+             ORDER BY t.tag",
+            image,
+            commit,
+            index
+        )
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(tags)
+    }
+
     /// Where one tag of `image` points now, and whether it is immutable.
     pub async fn tag_target(
         &self,

@@ -26,7 +26,7 @@ pub use backup::{BackupError, BackupReport, backup};
 pub use builds::{BuildOutcome, BuildRow};
 pub use deliveries::{Delivery, Recorded, ReleaseSummary, Target, WebhookAnswer, WebhookEffect};
 pub use jobs::ClaimedJob;
-pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagMove, TagRow};
+pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagMove, TagRow};
 pub use publications::{LiveVersion, Moved, PublicationRow, RetryOutcome, StepRow};
 pub use releases::ReleaseRow;
 

@@ -351,6 +351,46 @@ impl Store {
         Ok(at)
     }
 
+    /// Where `commit` stands on `branch` in push order (higher is later), if a push named it.
+    pub async fn branch_position(
+        &self,
+        repository: &str,
+        branch: &str,
+        commit: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let position = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM branch_commits WHERE repository = ? AND branch = ? AND commit_sha = ?"#,
+            repository,
+            branch,
+            commit
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(position)
+    }
+
+    /// The index a release's succeeded publication put for `commit` on `image`: the
+    /// commit's index, which its branch publication shares.
+    pub async fn release_index_of_commit(
+        &self,
+        image: &str,
+        commit: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let succeeded = PublicationState::Succeeded.as_str();
+        let digest = sqlx::query_scalar!(
+            r#"SELECT index_digest AS "digest!" FROM publications
+               WHERE image = ? AND commit_sha = ? AND release_id IS NOT NULL AND state = ?
+                 AND index_digest IS NOT NULL
+               ORDER BY id LIMIT 1"#,
+            image,
+            commit,
+            succeeded
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(digest)
+    }
+
     /// The image's live versions other than publication `except`, in publication order.
     pub async fn live_versions(
         &self,

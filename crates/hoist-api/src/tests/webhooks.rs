@@ -186,8 +186,19 @@ async fn branch_pushes_and_deleted_tags_are_recorded_as_such() {
         .send(delivery("push", "p-1", &fixture("push.branch")))
         .await;
     assert_eq!(branch.status, StatusCode::ACCEPTED);
-    assert_eq!(branch.body["outcome"], "ignored");
-    assert_eq!(branch.body["reason"], "only pushes of tags are recorded");
+    assert_eq!(branch.body["outcome"], "accepted");
+    assert_eq!(
+        branch.body["reason"],
+        format!("branch master at {COMMIT} (1 new commit(s) in push order)")
+    );
+    let again = app
+        .send(delivery("push", "p-3", &fixture("push.branch")))
+        .await;
+    assert_eq!(
+        again.body["reason"],
+        format!("branch master at {COMMIT} (0 new commit(s) in push order)"),
+        "a commit keeps the place of its first push"
+    );
     let deleted = app
         .send(delivery("push", "p-2", &fixture("push.tag-deleted")))
         .await;

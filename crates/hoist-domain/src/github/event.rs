@@ -64,12 +64,24 @@ pub struct PushEvent {
     /// The pushed commit. For an annotated tag this is still the commit (`after` is the
     /// tag object); null when the ref was deleted.
     pub head_commit: Option<CommitSha>,
+    /// The commits the push brought, oldest first, as GitHub lists them (at most 2048).
+    pub commits: Vec<CommitSha>,
 }
 
 impl PushEvent {
     /// The tag name, for a push of `refs/tags/*`.
     pub fn tag(&self) -> Option<&str> {
         self.git_ref.strip_prefix("refs/tags/")
+    }
+
+    /// The branch name, for a push of `refs/heads/*`.
+    pub fn branch(&self) -> Option<&str> {
+        self.git_ref.strip_prefix("refs/heads/")
+    }
+
+    /// The commits the branch went through, oldest first, ending with its new head.
+    pub fn branch_commits(&self) -> impl Iterator<Item = &CommitSha> {
+        self.commits.iter().chain(self.head_commit.iter())
     }
 }
 
@@ -107,6 +119,8 @@ struct PushPayload {
     #[serde(default)]
     deleted: bool,
     head_commit: Option<HeadCommit>,
+    #[serde(default)]
+    commits: Vec<HeadCommit>,
     repository: RepositoryField,
 }
 
@@ -165,11 +179,23 @@ impl WebhookEvent {
                     })?),
                     None => None,
                 };
+                let commits = p
+                    .commits
+                    .iter()
+                    .map(|c| {
+                        c.id.parse()
+                            .map_err(|e: crate::CommitShaError| EventError::Field {
+                                field: "commits[].id",
+                                message: e.to_string(),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
                 WebhookEvent::Push(PushEvent {
                     repository: repo("repository.full_name", &p.repository.full_name)?,
                     git_ref: p.git_ref,
                     deleted: p.deleted,
                     head_commit,
+                    commits,
                 })
             }
             other => {
