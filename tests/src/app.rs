@@ -381,6 +381,17 @@ platforms = ["linux/amd64", "linux/arm64"]
         self.send(request).await
     }
 
+    /// An operator forces `tag` to `digest` (admin), as `PUT /v1/tags/{tag}` does.
+    pub async fn force(&self, tag: &str, digest: &str) -> Reply {
+        let body = json!({ "digest": digest, "reason": "operator's call" });
+        let request = Request::put(format!("/v1/tags/{tag}?image={}", self.image()))
+            .header("authorization", format!("Bearer {API_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(request).await
+    }
+
     /// Where each tag points, by the ledger's current view.
     pub async fn tags(&self) -> BTreeMap<String, String> {
         let body = self

@@ -459,3 +459,74 @@ async fn a_commit_built_on_the_default_branch_then_released_ends_with_one_index(
     assert_eq!(tags["sha-ccccccc"], w.index_of(COMMIT_C).await);
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_renamed_while_it_copies_publishes_only_its_new_name() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, "").await;
+    w.target_proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times: 1,
+        fault: Fault::Delay(Duration::from_secs(2)),
+    });
+    // Its target is the commit itself, so the new name resolves to the same commit at once.
+    w.release("published", 1, "v1.0.0", COMMIT_A, false).await;
+    let pipeline = w.pipeline.clone();
+    let worker = tokio::spawn(async move { pipeline.step().await });
+    hoist_tests::wait_until("the copy to start", Duration::from_secs(20), || {
+        w.target_proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/blobs/uploads/"))
+    });
+    w.deliver(
+        "release",
+        &release_edited(1, "v1.0.0", "v1.0.1", COMMIT_A, false),
+    )
+    .await;
+    assert!(worker.await.expect("the worker").expect("the step"));
+    w.run_jobs().await;
+
+    let tags = w.tags().await;
+    assert_eq!(
+        tags.keys().collect::<Vec<_>>(),
+        ["1", "1.0", "1.0.1", "latest", "sha-aaaaaaa"],
+        "never 1.0.0: {tags:?}"
+    );
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.0.1 on a".into(), "succeeded".into())]
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_withdrawn_release_gives_back_only_the_floating_tags_it_still_holds() {
+    let w = World::new().await;
+    w.report_both(COMMIT_C, &tag_ref("v1.0.0")).await;
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.report_both(COMMIT_A, &tag_ref("v1.1.0")).await;
+    w.release("published", 2, "v1.1.0", "master", false).await;
+    w.run_jobs().await;
+    let (index_a, index_c) = (w.index_of(COMMIT_A).await, w.index_of(COMMIT_C).await);
+    // An operator pins latest to v1.0.0's index by hand.
+    let forced = w.force("latest", &index_c).await;
+    assert_eq!(forced.status, 202, "{}", forced.body);
+    w.run_jobs().await;
+
+    w.release("deleted", 2, "v1.1.0", "master", false).await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["latest"], index_c, "the operator's latest stands");
+    assert_eq!(tags["1"], index_c, "1 goes back to v1.0.0");
+    assert_eq!(tags["1.1"], index_a, "nothing else is in 1.1's scope");
+    let events = w.events().await;
+    let latest: Vec<_> = events.iter().filter(|(t, _, _)| t == "latest").collect();
+    assert_eq!(
+        latest.len(),
+        3,
+        "create, move, force; no rollback: {latest:?}"
+    );
+    w.finish().await;
+}

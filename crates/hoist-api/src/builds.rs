@@ -62,7 +62,7 @@ pub(crate) async fn handle_build_report(
         })?;
     let outcome = state
         .store()
-        .record_build(&crate::target(repo), &report, &caller.token.name)
+        .record_build(&hoist_store::Target::of(repo), &report, &caller.token.name)
         .await?;
     let (status, build, previous) = match outcome {
         BuildOutcome::Recorded(build) => ("recorded", build, None),

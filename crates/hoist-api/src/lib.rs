@@ -28,14 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
-/// Where a configured repository publishes, as the store wants it.
-pub(crate) fn target(repo: &hoist_domain::config::Repository) -> hoist_store::Target {
-    hoist_store::Target {
-        image: repo.image.name(),
-        default_branch: repo.default_branch.clone(),
-    }
-}
-
 /// The media type of a request's `Content-Type`, lowercased, without parameters.
 pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
     let value = headers

@@ -95,7 +95,7 @@ fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffe
             Some(repo) => WebhookEffect::Release {
                 resolve_via_api: config.github.api.is_some(),
                 repository: &repo.github,
-                target: crate::target(repo),
+                target: hoist_store::Target::of(repo),
                 event: release,
             },
             None => WebhookEffect::Ignore(UNCONFIGURED),
@@ -104,7 +104,7 @@ fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffe
             (None, _) => WebhookEffect::Ignore(UNCONFIGURED),
             (Some(repo), Some(tag)) => WebhookEffect::TagPush {
                 repository: &repo.github,
-                target: crate::target(repo),
+                target: hoist_store::Target::of(repo),
                 tag,
                 event: push,
             },

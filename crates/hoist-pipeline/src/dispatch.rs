@@ -58,12 +58,8 @@ impl Pipeline {
         let commit =
             crate::github::commit_of_tag(&self.github, api, &release.repository, &release.tag)
                 .await?;
-        let target = Target {
-            image: repo.image.name(),
-            default_branch: repo.default_branch.clone(),
-        };
         self.store
-            .resolve_release_from_api(&target, release.id, commit.as_str())
+            .resolve_release_from_api(&Target::of(repo), release.id, commit.as_str())
             .await?;
         Ok(())
     }

@@ -147,6 +147,9 @@ impl Pipeline {
         if !moved.applied() {
             return Ok(());
         }
+        // Builds may be replaced until the publication runs, and not after: what is read
+        // now is what it publishes.
+        let sources = self.sources(repo, &publication.commit).await?;
 
         // 2. Copy every platform image into the target repository, by digest.
         *step = Step::Copy;

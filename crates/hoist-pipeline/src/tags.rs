@@ -48,6 +48,31 @@ impl Pipeline {
             tracing::info!("publication moved on before its tags; leaving them");
             return Ok(false);
         }
+        // A branch publication shares its commit's release index, even one that succeeded
+        // while this one copied.
+        let mut shared = None;
+        if publication.release_id.is_none()
+            && let Some(digest) = self
+                .store
+                .release_index_of_commit(&image, &publication.commit)
+                .await?
+            && digest != subject.index_digest
+        {
+            let index = self
+                .registry
+                .manifest(&target, &digest)
+                .await
+                .context(|| format!("reading the release index {digest}"))?;
+            shared = Some((index, digest));
+        }
+        let subject = match &shared {
+            Some((index, digest)) => TagSubject {
+                version_tag: subject.version_tag,
+                index,
+                index_digest: digest,
+            },
+            None => subject,
+        };
         // The release as it is now: its prerelease flag may have changed while copying.
         let release = match publication.release_id {
             Some(release_id) => self.store.release(release_id).await?,
@@ -84,14 +109,25 @@ impl Pipeline {
         }
 
         for write in &plan.writes {
-            if let Some((current, immutable)) =
-                self.store.tag_target(&image, write.tag.as_str()).await?
+            let tag = write.tag.as_str();
+            let current = match self.store.tag_target(&image, tag).await? {
+                Some((current, immutable)) => (immutable || write.immutable).then_some(current),
+                // Not in the ledger: the registry may still hold it (a crash between a PUT
+                // and its ledger event, or a tag pushed by hand), and it must not be lost.
+                None if write.immutable => self
+                    .registry
+                    .manifest_head(&target, tag)
+                    .await
+                    .context(|| format!("looking for {image}:{tag}"))?
+                    .and_then(|head| head.digest)
+                    .map(|d| d.to_string()),
+                None => None,
+            };
+            if let Some(current) = current
                 && current != subject.index_digest
-                && (immutable || write.immutable)
             {
                 return Err(refused(format!(
-                    "tag {} already points at {current}; it is immutable and will not be re-pointed to {}",
-                    write.tag.as_str(),
+                    "tag {tag} already points at {current}; it is immutable and will not be re-pointed to {}",
                     subject.index_digest
                 )));
             }
@@ -207,9 +243,18 @@ impl Pipeline {
         let target = RegistryRepo::of(&repo.image);
         let lock = self.image_lock(&image);
         let _serialized = lock.lock().await;
-        let commit: CommitSha = parse("commit", commit)?;
-        let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), commit, SystemTime::now())?;
+        let sha: CommitSha = parse("commit", commit)?;
+        let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), sha, SystemTime::now())?;
         let live = self.store.live_versions(&image, None).await?;
+        // Only tags still at the version's index are its to give back: a newer release or
+        // an operator's force may hold them now.
+        let Some(withdrawn) = self
+            .store
+            .index_of_release_commit(release_id, commit)
+            .await?
+        else {
+            return Ok(());
+        };
         let why = if release.state != ReleaseState::Published {
             format!("release {tag} {}", release.state)
         } else if release.tag != tag {
@@ -231,13 +276,9 @@ impl Pipeline {
                 continue;
             };
             let floating = rollback.tag.as_str();
-            if self
-                .store
-                .tag_target(&image, floating)
-                .await?
-                .is_some_and(|(digest, _)| digest == holder.digest)
-            {
-                continue;
+            match self.store.tag_target(&image, floating).await? {
+                Some((digest, false)) if digest == withdrawn && digest != holder.digest => {}
+                _ => continue,
             }
             let manifest = self
                 .registry

@@ -106,7 +106,11 @@ impl Pipeline {
                     .await;
             }
         };
-        let outcome = self.run_leased(&claimed, &job).await;
+        let Some(outcome) = self.run_leased(&claimed, &job).await else {
+            // Another worker holds the job now; what this one did is for it to redo.
+            tracing::warn!("the job's lease was taken back while it ran; stopped it");
+            return Ok(());
+        };
         match outcome {
             Ok(Ok(())) => {
                 PipelineCounters::add(&self.counters.jobs_done, 1);
@@ -169,22 +173,24 @@ impl Pipeline {
         }
     }
 
-    /// Runs the job, renewing its lease while it runs, with panics caught.
+    /// Runs the job, renewing its lease while it runs, with panics caught. `None` when the
+    /// lease was lost (it ran out and the job went to another worker): the work is dropped
+    /// at its next await, so two workers never go on with one job.
     async fn run_leased(
         &self,
         claimed: &ClaimedJob,
         job: &Job,
-    ) -> std::thread::Result<Result<(), JobFailure>> {
+    ) -> Option<std::thread::Result<Result<(), JobFailure>>> {
         let work = AssertUnwindSafe(self.handle(job)).catch_unwind();
         tokio::pin!(work);
         let renew = self.options.lease / 3;
         loop {
             tokio::select! {
-                outcome = &mut work => return outcome,
+                outcome = &mut work => return Some(outcome),
                 () = tokio::time::sleep(renew) => {
                     match self.store.extend_lease(claimed, self.options.lease).await {
                         Ok(true) => {}
-                        Ok(false) => tracing::warn!("the job's lease was taken back while it ran"),
+                        Ok(false) => return None,
                         Err(e) => tracing::warn!(error = %e, "could not renew the job's lease"),
                     }
                 }

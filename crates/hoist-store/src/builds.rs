@@ -46,23 +46,25 @@ pub enum BuildOutcome {
 
 /// The builds of `commit` changed: its publications to `target` that wait (or stalled)
 /// look again, and a commit built on the default branch gets its branch publication.
-async fn builds_changed(
+pub(crate) async fn builds_changed(
     conn: &mut SqliteConnection,
     target: &Target,
     repository: &str,
     commit: &str,
+    reported_ref: Option<&str>,
 ) -> Result<(), StoreError> {
     let branch_ref = format!("refs/heads/{}", target.default_branch);
-    let on_branch = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!: i64" FROM builds
-           WHERE repository = ? AND commit_sha = ? AND git_ref = ?"#,
-        repository,
-        commit,
-        branch_ref
-    )
-    .fetch_one(&mut *conn)
-    .await?
-        > 0;
+    let on_branch = reported_ref == Some(branch_ref.as_str())
+        || sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!: i64" FROM builds
+               WHERE repository = ? AND commit_sha = ? AND git_ref = ?"#,
+            repository,
+            commit,
+            branch_ref
+        )
+        .fetch_one(&mut *conn)
+        .await?
+            > 0;
     if on_branch {
         ensure_publication(conn, &target.image, repository, commit, None).await?;
     }
@@ -193,11 +195,21 @@ impl Store {
                 BuildOutcome::Recorded(build)
             }
         };
-        if changed {
-            if let Some(tag) = report.tag() {
-                resolve_waiting_releases(&mut tx, target, repository, tag, commit, "build").await?;
-            }
-            builds_changed(&mut tx, target, repository, commit).await?;
+        // The same images reported for another ref still say what that ref is: a second
+        // tag's release resolves, a default-branch report makes the commit a branch build.
+        if let Some(tag) = report.tag() {
+            resolve_waiting_releases(&mut tx, target, repository, tag, commit, "build").await?;
+        }
+        let branch_ref = format!("refs/heads/{}", target.default_branch);
+        if changed || report.git_ref.as_deref() == Some(branch_ref.as_str()) {
+            builds_changed(
+                &mut tx,
+                target,
+                repository,
+                commit,
+                report.git_ref.as_deref(),
+            )
+            .await?;
         }
         tx.commit().await?;
         self.notify_workers();

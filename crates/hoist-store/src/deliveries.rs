@@ -18,6 +18,16 @@ pub struct Target {
     pub default_branch: String,
 }
 
+impl Target {
+    /// Where a configured repository publishes.
+    pub fn of(repo: &hoist_domain::config::Repository) -> Target {
+        Target {
+            image: repo.image.name(),
+            default_branch: repo.default_branch.clone(),
+        }
+    }
+}
+
 /// The headers of a verified delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {

@@ -428,3 +428,41 @@ async fn an_index_build_and_per_platform_builds_are_distinct() {
         .unwrap();
     assert_eq!(page.len(), 1);
 }
+
+#[tokio::test]
+async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
+    let f = fixture().await;
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let first = build_report(&f, platform, DIGEST_A, Some("refs/tags/v1.0.0"));
+        f.store
+            .record_build(&f.target(), &first, "ci")
+            .await
+            .unwrap();
+    }
+    f.deliver_release("d-1", &release("published", "v1.1.0", "main"))
+        .await;
+    let again = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v1.1.0"));
+    assert!(matches!(
+        f.store
+            .record_build(&f.target(), &again, "ci")
+            .await
+            .unwrap(),
+        BuildOutcome::Unchanged(_)
+    ));
+    let releases = f
+        .store
+        .list_releases("Codertocat/Hello-World", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            releases[0].commit.as_deref(),
+            releases[0].commit_source.as_deref()
+        ),
+        (Some(COMMIT), Some("build"))
+    );
+    assert_eq!(
+        f.publications().await,
+        [(COMMIT.to_owned(), "waiting".to_owned())]
+    );
+}

@@ -272,14 +272,22 @@ impl Store {
     /// (and queues the rollback of its floating tags) or this sees the withdrawal.
     pub async fn begin_tags(&self, id: i64, version_tag: Option<&str>) -> Result<bool, StoreError> {
         let (tags, running) = (Step::Tags.as_str(), PublicationState::Running.as_str());
+        let published = ReleaseState::Published.as_str();
+        // A release publication also needs its release still published on this commit
+        // under the tag it was indexed for.
         let done = sqlx::query!(
             "UPDATE publications SET step = ?1, version_tag = ?2,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id = ?3 AND state = ?4",
+             WHERE id = ?3 AND state = ?4
+               AND (release_id IS NULL
+                    OR EXISTS (SELECT 1 FROM releases r
+                               WHERE r.id = publications.release_id AND r.state = ?5
+                                 AND r.tag_name = ?2 AND r.commit_sha = publications.commit_sha))",
             tags,
             version_tag,
             id,
-            running
+            running,
+            published
         )
         .execute(&self.writer)
         .await?;
@@ -369,6 +377,23 @@ impl Store {
         Ok(position)
     }
 
+    /// The index the publication of release `release_id` on `commit` put, if any.
+    pub async fn index_of_release_commit(
+        &self,
+        release_id: i64,
+        commit: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let digest = sqlx::query_scalar!(
+            "SELECT index_digest FROM publications WHERE release_id = ? AND commit_sha = ?",
+            release_id,
+            commit
+        )
+        .fetch_optional(&self.writer)
+        .await?
+        .flatten();
+        Ok(digest)
+    }
+
     /// The index a release's succeeded publication put for `commit` on `image`: the
     /// commit's index, which its branch publication shares.
     pub async fn release_index_of_commit(
@@ -420,8 +445,8 @@ impl Store {
 }
 
 impl Store {
-    /// Marks `waiting` publications older than `after` as `stalled`, naming what they wait
-    /// for; returns how many.
+    /// Marks as `stalled` the publications a worker found missing builds, and that no build
+    /// has moved since, for longer than `after`; returns how many.
     pub async fn stall_waiting_publications(
         &self,
         after: std::time::Duration,
@@ -431,6 +456,7 @@ impl Store {
             PublicationState::Waiting.as_str(),
             PublicationState::Stalled.as_str(),
         );
+        let wait = Step::Wait.as_str();
         debug_assert_eq!(
             PublicationState::Waiting.next(PublicationEvent::Stall),
             Some(PublicationState::Stalled)
@@ -439,11 +465,12 @@ impl Store {
             "UPDATE publications SET state = ?1,
                  error = 'stalled: ' || ifnull(error, 'waiting for builds'),
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE state = ?2
-               AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?3 || ' seconds')",
+             WHERE state = ?2 AND step = ?4 AND error IS NOT NULL
+               AND updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?3 || ' seconds')",
             stalled,
             waiting,
-            seconds
+            seconds,
+            wait
         )
         .execute(&self.writer)
         .await?;
@@ -451,25 +478,29 @@ impl Store {
     }
 
     /// Queues a job for every waiting or running publication that has none queued or
-    /// running (a job that failed for good, a panic, a job lost to an old schema), so no
-    /// publication is stranded. Returns how many were queued.
+    /// running (a job that failed for good, a panic, a lost job), so no publication is
+    /// stranded. A publication a worker found missing builds is parked, not stranded: a
+    /// build wakes it. Returns how many were queued.
     pub async fn requeue_stranded_publications(&self) -> Result<u64, StoreError> {
         let (waiting, running) = (
             PublicationState::Waiting.as_str(),
             PublicationState::Running.as_str(),
         );
         let (queued, job_running) = (JobState::Queued.as_str(), JobState::Running.as_str());
+        let wait = Step::Wait.as_str();
         let mut tx = self.writer.begin().await?;
         let stranded = sqlx::query_scalar!(
             r#"SELECT p.id AS "id!" FROM publications p
                WHERE p.state IN (?1, ?2)
+                 AND NOT (p.state = ?1 AND p.step = ?5 AND p.error IS NOT NULL)
                  AND NOT EXISTS (SELECT 1 FROM jobs j
                                  WHERE j.publication_id = p.id AND j.state IN (?3, ?4))
                ORDER BY p.id"#,
             waiting,
             running,
             queued,
-            job_running
+            job_running,
+            wait
         )
         .fetch_all(&mut *tx)
         .await?;

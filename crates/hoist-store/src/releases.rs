@@ -89,21 +89,31 @@ async fn fetch_release(
     raw.map(ReleaseRow::try_from).transpose()
 }
 
+/// What a delivery changed about a release, for [`sync_release`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Before<'a> {
+    /// GitHub's prerelease flag before the delivery.
+    pub prerelease: Option<bool>,
+    /// The tag before the delivery.
+    pub tag: Option<&'a str>,
+}
+
 /// Brings the publications of release `release_id` to `target` in line with the release
-/// as it is now. `prerelease_before` is GitHub's flag before this delivery, when it
-/// changed the release; a flag that turns on or off re-decides the tags.
+/// as it is now. A flag turned on or off, or a tag renamed, re-decides the tags of a
+/// publication on the same commit, even one still copying.
 pub(crate) async fn sync_release(
     conn: &mut SqliteConnection,
     release_id: i64,
     target: &Target,
-    prerelease_before: Option<bool>,
+    before: Before<'_>,
 ) -> Result<(), StoreError> {
     let release = fetch_release(conn, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} vanished")))?;
     let live = release.state == ReleaseState::Published;
-    let flag_on = prerelease_before == Some(false) && release.prerelease;
-    let flag_off = prerelease_before == Some(true) && !release.prerelease;
+    let flag_on = before.prerelease == Some(false) && release.prerelease;
+    let flag_off = before.prerelease == Some(true) && !release.prerelease;
+    let tag_changed = before.tag.is_some_and(|tag| tag != release.tag);
     let image = target.image.as_str();
     let publications = sqlx::query!(
         r#"SELECT id AS "id!", commit_sha, state, version_tag FROM publications
@@ -127,7 +137,7 @@ pub(crate) async fn sync_release(
             PublicationEvent::Withdraw
         } else if state == PublicationState::Withdrawn {
             PublicationEvent::Revive
-        } else if renamed || flag_on || flag_off {
+        } else if renamed || tag_changed || flag_on || flag_off {
             PublicationEvent::Redecide
         } else {
             continue;
@@ -199,7 +209,7 @@ pub(crate) async fn resolve_waiting_releases(
     .fetch_all(&mut *conn)
     .await?;
     for release_id in resolved {
-        sync_release(conn, release_id, target, None).await?;
+        sync_release(conn, release_id, target, Before::default()).await?;
     }
     Ok(())
 }
@@ -313,8 +323,11 @@ pub(crate) async fn apply_release(
         .execute(&mut *conn)
         .await?;
     }
-    let prerelease_before = before.as_ref().map(|b| b.prerelease);
-    sync_release(conn, id, target, prerelease_before).await?;
+    let changed = Before {
+        prerelease: before.as_ref().map(|b| b.prerelease),
+        tag: before.as_ref().map(|b| b.tag_name.as_str()),
+    };
+    sync_release(conn, id, target, changed).await?;
 
     let release = fetch_release(conn, id)
         .await?
@@ -345,6 +358,42 @@ pub(crate) async fn apply_release(
 }
 
 impl Store {
+    /// Brings every release of `repository` and every default-branch build in line with
+    /// its publications, queueing what is missing. Idempotent; `hoist serve` runs it at
+    /// start, so work an older version queued in another shape (or a repository newly
+    /// configured) is not lost.
+    pub async fn resync_repository(
+        &self,
+        target: &Target,
+        repository: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let releases = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM releases WHERE repository = ? ORDER BY id"#,
+            repository
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for release_id in releases {
+            sync_release(&mut tx, release_id, target, Before::default()).await?;
+        }
+        let branch_ref = format!("refs/heads/{}", target.default_branch);
+        let commits = sqlx::query_scalar!(
+            "SELECT DISTINCT commit_sha FROM builds WHERE repository = ? AND git_ref = ?",
+            repository,
+            branch_ref
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for commit in commits {
+            crate::builds::builds_changed(&mut tx, target, repository, &commit, Some(&branch_ref))
+                .await?;
+        }
+        tx.commit().await?;
+        self.notify_workers();
+        Ok(())
+    }
+
     /// Gives a release the commit GitHub's API named, if it still has none, and brings its
     /// publications in line. Returns whether it was resolved now.
     pub async fn resolve_release_from_api(
@@ -366,7 +415,7 @@ impl Store {
         .rows_affected()
             > 0;
         if resolved {
-            sync_release(&mut tx, release_id, target, None).await?;
+            sync_release(&mut tx, release_id, target, Before::default()).await?;
         }
         tx.commit().await?;
         self.notify_workers();
