@@ -687,3 +687,87 @@ fn an_index_reported_by_ci_counts_for_each_of_its_platforms() {
         .collect();
     assert_eq!(digests, [w.amd64.as_str(), w.arm64.as_str()]);
 }
+
+impl World {
+    /// The usual order for a tag-triggered workflow: the release, then one platform's
+    /// build; the publication waits for the other.
+    fn release_then_amd64(&self) {
+        self.release("rel-1", 1, "v1.2.3");
+        self.report(COMMIT, "v1.2.3", "linux/amd64", &self.amd64);
+        self.wait_for("a publication waiting for arm64", |w| {
+            let list = w.get("/v1/publications?state=waiting");
+            list["items"][0]["error"] == "waiting for builds of linux/arm64"
+        });
+    }
+
+    /// The publication ended `succeeded` with one ledger event per tag.
+    fn assert_published_once(&self) {
+        let publications = self.get("/v1/publications");
+        let items = publications["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{publications}");
+        assert_eq!(items[0]["state"], "succeeded", "{publications}");
+        let events = self.get(&format!("/v1/tag-events?image={}", self.image()));
+        assert_eq!(
+            events["items"].as_array().expect("items").len(),
+            5,
+            "one event per tag: {events}"
+        );
+        for (tag, digest) in self.tags() {
+            let raw = raw_manifest(&format!("{}:{tag}", self.image()), None);
+            assert_eq!(hoist_tests::image::sha256(&raw), digest, "{tag}");
+        }
+    }
+}
+
+/// The last build arrives while the target refuses uploads for longer than the registry
+/// client retries, so the job itself is retried, and the publication still ends.
+#[test]
+fn builds_last_and_a_target_down_long_enough_to_retry_the_job_still_succeed() {
+    let w = world_with(false, true);
+    w.release_then_amd64();
+    let proxy = w.target_proxy.as_ref().expect("proxy");
+    proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        // More than every parallel upload's retries together (concurrency 4 x 6 attempts).
+        times: 30,
+        fault: Fault::Unavailable,
+    });
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.wait_for("the tags once the registry is back", |w| {
+        w.tags().len() == 5
+    });
+    assert!(
+        w.hoist.log().contains("job failed; will retry"),
+        "the job itself was retried:\n{}",
+        w.hoist.log()
+    );
+    w.assert_published_once();
+}
+
+/// hoist is killed while the last build's blobs upload; after a restart the publication
+/// that was running goes on and ends.
+#[test]
+fn builds_last_and_hoist_killed_mid_upload_completes_after_a_restart() {
+    let mut w = world_with(false, true);
+    w.release_then_amd64();
+    w.target_proxy.as_ref().expect("proxy").add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times: 2,
+        fault: Fault::Delay(Duration::from_secs(3)),
+    });
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.wait_for("the upload to start", |w| {
+        w.target_proxy
+            .as_ref()
+            .is_some_and(|p| p.seen().iter().any(|s| s.path.contains("/blobs/uploads/")))
+    });
+    w.hoist.crash_and_restart(&[
+        ("SECRET", SECRET),
+        ("CI_TOKEN", CI_TOKEN),
+        ("API_TOKEN", API_TOKEN),
+    ]);
+    w.wait_for("the tags after the restart", |w| w.tags().len() == 5);
+    w.assert_published_once();
+}
