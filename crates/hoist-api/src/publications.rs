@@ -62,7 +62,7 @@ pub(crate) async fn show_publication(
     let steps = state.store().publication_steps(id).await?;
     let builds = state
         .store()
-        .builds_of_commit(&publication.repository, &publication.commit)
+        .builds_of_commit(publication.repository.as_str(), publication.commit.as_str())
         .await?;
     let mut body = json!(publication);
     body["steps"] = json!(steps);

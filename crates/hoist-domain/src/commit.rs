@@ -34,6 +34,13 @@ impl FromStr for CommitSha {
     }
 }
 
+/// Serialized as its text, as the API shows it.
+impl serde::Serialize for CommitSha {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for CommitSha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -64,6 +64,13 @@ impl FromStr for RepoName {
     }
 }
 
+/// Serialized as its text, as the API shows it.
+impl serde::Serialize for RepoName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for RepoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

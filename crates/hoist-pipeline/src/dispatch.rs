@@ -2,6 +2,7 @@
 //! are *now* and acts on that, so a job that runs late, twice or after a later event does
 //! the right thing.
 
+use hoist_domain::RepoName;
 use hoist_domain::config::Repository;
 use hoist_domain::job::Job;
 use hoist_store::Target;
@@ -36,9 +37,8 @@ impl Pipeline {
         }
     }
 
-    pub(crate) fn repository(&self, github: &str) -> Option<&Repository> {
-        let name = github.parse().ok()?;
-        self.config.repository(&name)
+    pub(crate) fn repository(&self, github: &RepoName) -> Option<&Repository> {
+        self.config.repository(github)
     }
 
     /// Asks GitHub's REST API for the commit of a published release nothing else resolved.
@@ -55,9 +55,13 @@ impl Pipeline {
         if release.commit.is_some() {
             return Ok(());
         }
-        let commit =
-            crate::github::commit_of_tag(&self.github, api, &release.repository, &release.tag)
-                .await?;
+        let commit = crate::github::commit_of_tag(
+            &self.github,
+            api,
+            release.repository.as_str(),
+            &release.tag,
+        )
+        .await?;
         self.store
             .resolve_release_from_api(&Target::of(repo), release.id, commit.as_str())
             .await?;

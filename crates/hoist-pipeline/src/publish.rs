@@ -106,7 +106,7 @@ impl Pipeline {
         };
         if let Some(release) = &release
             && (release.state != ReleaseState::Published
-                || release.commit.as_deref() != Some(publication.commit.as_str()))
+                || release.commit.as_ref() != Some(&publication.commit))
         {
             self.store
                 .advance_publication(id, PublicationEvent::Withdraw, None, None)
@@ -118,7 +118,7 @@ impl Pipeline {
         // 1. Wait until every platform has a build.
         *step = Step::Wait;
         let started = self.begin_step(id, *step).await?;
-        let sources = self.sources(repo, &publication.commit).await?;
+        let sources = self.sources(repo, publication.commit.as_str()).await?;
         let missing: Vec<String> = repo
             .platforms
             .iter()
@@ -149,7 +149,7 @@ impl Pipeline {
         }
         // Builds may be replaced until the publication runs, and not after: what is read
         // now is what it publishes.
-        let sources = self.sources(repo, &publication.commit).await?;
+        let sources = self.sources(repo, publication.commit.as_str()).await?;
 
         // 2. Copy every platform image into the target repository, by digest.
         *step = Step::Copy;
@@ -262,7 +262,7 @@ impl Pipeline {
         if publication.release_id.is_none()
             && let Some(digest) = self
                 .store
-                .release_index_of_commit(&image, &publication.commit)
+                .release_index_of_commit(&image, publication.commit.as_str())
                 .await?
         {
             let index = self
@@ -279,11 +279,11 @@ impl Pipeline {
         );
         annotations.insert(
             "org.opencontainers.image.revision".to_owned(),
-            publication.commit.clone(),
+            publication.commit.to_string(),
         );
         let created = self
             .store
-            .first_published_at(&image, &publication.commit)
+            .first_published_at(&image, publication.commit.as_str())
             .await?;
         annotations.insert("org.opencontainers.image.created".to_owned(), created);
         if let Some(tag) = version_tag {
@@ -333,7 +333,7 @@ impl Pipeline {
                     let from = RegistryRepo::of(&image);
                     let manifest = self
                         .registry
-                        .manifest(&from, &build.digest)
+                        .manifest(&from, build.digest.as_str())
                         .await
                         .context(|| format!("reading the index {}", build.image))?;
                     let contents = manifest

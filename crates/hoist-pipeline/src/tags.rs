@@ -54,7 +54,7 @@ impl Pipeline {
         if publication.release_id.is_none()
             && let Some(digest) = self
                 .store
-                .release_index_of_commit(&image, &publication.commit)
+                .release_index_of_commit(&image, publication.commit.as_str())
                 .await?
             && digest != subject.index_digest
         {
@@ -83,7 +83,7 @@ impl Pipeline {
             Some(tag) => GitRef::Tag(tag.to_owned()),
             None => GitRef::Branch(repo.default_branch.clone()),
         };
-        let commit: CommitSha = parse("commit", &publication.commit)?;
+        let commit: CommitSha = parse("commit", publication.commit.as_str())?;
         let computed = compute_tags(repo, git_ref, commit, created_at(publication))?;
         let live = self.store.live_versions(&image, Some(id)).await?;
         let mut plan = PublicationPlan::new(&computed, &versions(&live), flagged_prerelease);
@@ -141,7 +141,7 @@ impl Pipeline {
         if publication.release_id.is_some() {
             for tag in self
                 .store
-                .branch_tags_of_commit(&image, &publication.commit, subject.index_digest)
+                .branch_tags_of_commit(&image, publication.commit.as_str(), subject.index_digest)
                 .await?
             {
                 if !writes.iter().any(|w| w.tag.as_str() == tag) {
@@ -205,13 +205,13 @@ impl Pipeline {
         let (Some(holder_id), Some(holder_commit)) = (holder.publication_id, holder.commit) else {
             return Ok(None);
         };
-        if holder_commit == publication.commit {
+        if holder_commit == publication.commit.as_str() {
             return Ok(None);
         }
         let (repository, branch) = (repo.github.as_str(), repo.default_branch.as_str());
         let ours = self
             .store
-            .branch_position(repository, branch, &publication.commit)
+            .branch_position(repository, branch, publication.commit.as_str())
             .await?;
         let theirs = self
             .store

@@ -1,8 +1,6 @@
 //! Blobs: existence checks, streamed reads, and uploads — cross-repository mounts, one
 //! streaming PUT, or PATCH chunks — that restart in a new session when they fail.
 
-use std::path::Path;
-
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_domain::Digest;
@@ -130,67 +128,6 @@ impl Client {
             &source.to_string(),
         )
         .await
-    }
-
-    /// Uploads a blob read from a local file, unless the repository has it already.
-    pub async fn push_blob_file(
-        &self,
-        target: &Repository,
-        digest: &Digest,
-        path: &Path,
-    ) -> Result<BlobOutcome> {
-        let io_error = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
-        let _slots = self.transfer_slots(target, target).await;
-        if self.blob_size(target, digest).await?.is_some() {
-            return Ok(BlobOutcome::Present);
-        }
-        let open = || async {
-            let file = tokio::fs::File::open(path).await.map_err(io_error)?;
-            let path = path.display().to_string();
-            let stream: ByteStream = Box::pin(
-                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_err(
-                    move |source| Error::Io {
-                        path: path.clone(),
-                        source,
-                    },
-                ),
-            );
-            Ok(stream)
-        };
-        self.upload(
-            target,
-            digest,
-            size,
-            None,
-            open,
-            &path.display().to_string(),
-        )
-        .await
-    }
-
-    /// Uploads a blob from any stream source (called again for each new session), unless
-    /// the repository has it already.
-    pub async fn push_blob<F, Fut>(
-        &self,
-        target: &Repository,
-        digest: &Digest,
-        size: u64,
-        open: F,
-    ) -> Result<BlobOutcome>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<ByteStream>>,
-    {
-        let _slots = self.transfer_slots(target, target).await;
-        if self.blob_size(target, digest).await?.is_some() {
-            return Ok(BlobOutcome::Present);
-        }
-        self.upload(target, digest, size, None, open, "the given stream")
-            .await
     }
 
     /// One slot of each registry's transfer limit, taken in host order so two copies in

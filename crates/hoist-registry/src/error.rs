@@ -58,13 +58,6 @@ pub enum Error {
     /// The registry broke the protocol: no `Location` on an upload, a garbled token answer.
     #[error("{host}: {message}")]
     Protocol { host: String, message: String },
-    /// A local file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 fn describe(code: Option<&str>, message: &str) -> String {
@@ -94,8 +87,7 @@ impl Error {
             Error::Auth { .. }
             | Error::ManifestDigestMismatch { .. }
             | Error::Unsupported(_)
-            | Error::Protocol { .. }
-            | Error::Io { .. } => false,
+            | Error::Protocol { .. } => false,
         }
     }
 

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use hoist_domain::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, Repository};
 use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX};
 use crate::{Error, Result};
 
@@ -54,9 +53,6 @@ pub struct IndexChild {
     pub platform: IndexPlatform,
 }
 
-/// Image configs are small; anything past this is not one.
-const CONFIG_LIMIT: usize = 4 << 20;
-
 fn invalid(what: impl std::fmt::Display) -> Error {
     Error::Unsupported(format!("cannot build the index: {what}"))
 }
@@ -98,34 +94,6 @@ pub fn assemble_index(
     // serde_json's maps are sorted: the same content always gives the same bytes.
     let bytes = serde_json::to_vec(&index).map_err(invalid)?;
     Ok(Manifest::from_bytes(media_type, Bytes::from(bytes)))
-}
-
-impl Client {
-    /// Describes a platform manifest as an index child. The platform is the one given (from
-    /// the source index) or else read from the image's config blob.
-    pub async fn index_child(
-        &self,
-        repository: &Repository,
-        manifest: &Manifest,
-        platform: Option<IndexPlatform>,
-    ) -> Result<IndexChild> {
-        let platform = match platform {
-            Some(platform) => platform,
-            None => {
-                let config = manifest.config()?;
-                let bytes = self
-                    .blob_bytes(repository, &config.digest, CONFIG_LIMIT)
-                    .await?;
-                platform_from_config(&bytes)?
-            }
-        };
-        Ok(IndexChild {
-            media_type: manifest.media_type.clone(),
-            digest: manifest.digest.clone(),
-            size: manifest.bytes.len() as u64,
-            platform,
-        })
-    }
 }
 
 /// The platform an image config declares: `os`, `architecture`, `variant`, `os.version`,

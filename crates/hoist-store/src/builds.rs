@@ -4,28 +4,61 @@
 
 use hoist_domain::build::BuildReport;
 use hoist_domain::job::Job;
-use hoist_domain::{PublicationEvent, PublicationState};
+use hoist_domain::{CommitSha, Digest, PublicationEvent, PublicationState, RepoName};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, ensure_publication, publication_state};
 use crate::releases::resolve_waiting_releases;
-use crate::{Store, StoreError, Target};
+use crate::{Store, StoreError, Target, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildRow {
     pub id: i64,
-    pub repository: String,
-    pub commit: String,
+    pub repository: RepoName,
+    pub commit: CommitSha,
     #[serde(rename = "ref")]
     pub git_ref: Option<String>,
     pub platform: Option<String>,
     pub image: String,
-    pub digest: String,
+    pub digest: Digest,
     pub reported_by: String,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A build as SQLite returns it.
+struct RawBuild {
+    id: i64,
+    repository: String,
+    commit: String,
+    git_ref: Option<String>,
+    platform: Option<String>,
+    image: String,
+    digest: String,
+    reported_by: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<RawBuild> for BuildRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawBuild) -> Result<Self, StoreError> {
+        Ok(BuildRow {
+            id: raw.id,
+            repository: parsed("repository", &raw.repository)?,
+            commit: parsed("commit", &raw.commit)?,
+            git_ref: raw.git_ref,
+            platform: raw.platform,
+            image: raw.image,
+            digest: parsed("digest", &raw.digest)?,
+            reported_by: raw.reported_by,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +155,7 @@ impl Store {
         // it may resolve a release or make the commit a branch build.
         let mut changed = true;
         let outcome = match existing {
-            Some(existing) if existing.digest == digest && existing.image == image => {
+            Some(existing) if existing.digest.as_str() == digest && existing.image == image => {
                 if existing.git_ref.is_none() && report.git_ref.is_some() {
                     sqlx::query!(
                         "UPDATE builds SET git_ref = ? WHERE id = ?",
@@ -172,7 +205,7 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("the replaced build vanished".to_owned()))?;
                 BuildOutcome::Replaced {
                     build,
-                    previous_digest: existing.digest,
+                    previous_digest: existing.digest.to_string(),
                 }
             }
             None => {
@@ -225,7 +258,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<BuildRow>, StoreError> {
         let rows = sqlx::query_as!(
-            BuildRow,
+            RawBuild,
             r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
                       reported_by, created_at, updated_at
                FROM builds
@@ -238,7 +271,7 @@ impl Store {
         )
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows)
+        rows.into_iter().map(BuildRow::try_from).collect()
     }
 
     /// Every build recorded for a commit.
@@ -248,7 +281,7 @@ impl Store {
         commit: &str,
     ) -> Result<Vec<BuildRow>, StoreError> {
         let rows = sqlx::query_as!(
-            BuildRow,
+            RawBuild,
             r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
                       reported_by, created_at, updated_at
                FROM builds WHERE repository = ? AND commit_sha = ? ORDER BY id"#,
@@ -257,7 +290,7 @@ impl Store {
         )
         .fetch_all(&self.writer)
         .await?;
-        Ok(rows)
+        rows.into_iter().map(BuildRow::try_from).collect()
     }
 }
 
@@ -268,7 +301,7 @@ async fn fetch_build(
     platform: Option<&str>,
 ) -> Result<Option<BuildRow>, StoreError> {
     let row = sqlx::query_as!(
-        BuildRow,
+        RawBuild,
         r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
                   reported_by, created_at, updated_at
            FROM builds
@@ -279,5 +312,5 @@ async fn fetch_build(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row)
+    row.map(BuildRow::try_from).transpose()
 }

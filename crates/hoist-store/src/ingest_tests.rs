@@ -243,7 +243,10 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
         .list_releases("Codertocat/Hello-World", 0, 10)
         .await
         .unwrap();
-    assert_eq!(releases[0].commit.as_deref(), Some(COMMIT));
+    assert_eq!(
+        releases[0].commit.as_ref().map(|c| c.as_str()),
+        Some(COMMIT)
+    );
     assert_eq!(releases[0].commit_source.as_deref(), Some("push"));
     assert_eq!(f.jobs().await.len(), 1);
 }
@@ -364,7 +367,7 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
             previous_digest,
         } => {
             assert_eq!(previous_digest, DIGEST_A);
-            assert_eq!(build.digest, DIGEST_B);
+            assert_eq!(build.digest.as_str(), DIGEST_B);
         }
         other => panic!("{other:?}"),
     }
@@ -376,7 +379,9 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
         .await
         .unwrap();
     match f.store.record_build(&f.target(), &a, "ci").await.unwrap() {
-        BuildOutcome::AlreadyPublished { existing } => assert_eq!(existing.digest, DIGEST_B),
+        BuildOutcome::AlreadyPublished { existing } => {
+            assert_eq!(existing.digest.as_str(), DIGEST_B)
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
@@ -389,7 +394,7 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
         .await
         .unwrap();
     assert_eq!(builds.len(), 1);
-    assert_eq!(builds[0].digest, DIGEST_B);
+    assert_eq!(builds[0].digest.as_str(), DIGEST_B);
 }
 
 #[tokio::test]
@@ -456,7 +461,7 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
         .unwrap();
     assert_eq!(
         (
-            releases[0].commit.as_deref(),
+            releases[0].commit.as_ref().map(|c| c.as_str()),
             releases[0].commit_source.as_deref()
         ),
         (Some(COMMIT), Some("build"))

@@ -76,6 +76,15 @@ impl StoreError {
     }
 }
 
+/// A stored identifier, parsed into its newtype; a value that does not parse is corruption.
+pub(crate) fn parsed<T: FromStr>(what: &str, text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("stored {what} {text:?}: {e}")))
+}
+
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,

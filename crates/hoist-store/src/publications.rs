@@ -3,26 +3,28 @@
 //! so a worker and an ingress request that race each see the other's move.
 
 use hoist_domain::job::Job;
-use hoist_domain::{JobState, PublicationEvent, PublicationState, ReleaseState, Step};
+use hoist_domain::{
+    CommitSha, Digest, JobState, PublicationEvent, PublicationState, ReleaseState, RepoName, Step,
+};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublicationRow {
     pub id: i64,
     pub image: String,
-    pub repository: String,
-    pub commit: String,
+    pub repository: RepoName,
+    pub commit: CommitSha,
     pub release_id: Option<i64>,
     pub state: PublicationState,
     /// The step to run next, or the one that failed.
     pub step: Option<Step>,
     /// Why it waits, stalled or failed.
     pub error: Option<String>,
-    pub index_digest: Option<String>,
+    pub index_digest: Option<Digest>,
     /// The release tag its tags were last decided for.
     pub version_tag: Option<String>,
     pub created_at: String,
@@ -64,13 +66,17 @@ impl TryFrom<RawPublication> for PublicationRow {
         Ok(PublicationRow {
             id: raw.id,
             image: raw.image,
-            repository: raw.repository,
-            commit: raw.commit,
+            repository: parsed("repository", &raw.repository)?,
+            commit: parsed("commit", &raw.commit)?,
             release_id: raw.release_id,
             state: publication_state(&raw.state)?,
             step,
             error: raw.error,
-            index_digest: raw.index_digest,
+            index_digest: raw
+                .index_digest
+                .as_deref()
+                .map(|d| parsed("index digest", d))
+                .transpose()?,
             version_tag: raw.version_tag,
             created_at: raw.created_at,
             updated_at: raw.updated_at,

@@ -5,18 +5,18 @@
 
 use hoist_domain::github::ReleaseEvent;
 use hoist_domain::job::Job;
-use hoist_domain::{PublicationEvent, PublicationState, ReleaseState};
+use hoist_domain::{CommitSha, PublicationEvent, PublicationState, ReleaseState, RepoName};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, ensure_publication, publication_state};
-use crate::{ReleaseSummary, Store, StoreError, Target};
+use crate::{ReleaseSummary, Store, StoreError, Target, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseRow {
     pub id: i64,
-    pub repository: String,
+    pub repository: RepoName,
     pub github_id: i64,
     pub tag: String,
     pub target_commitish: String,
@@ -24,7 +24,7 @@ pub struct ReleaseRow {
     pub prerelease: bool,
     pub state: ReleaseState,
     pub last_action: String,
-    pub commit: Option<String>,
+    pub commit: Option<CommitSha>,
     /// Which fact resolved the commit: `build`, `target_commitish`, `push`, `github_api`.
     pub commit_source: Option<String>,
     pub created_at: String,
@@ -57,14 +57,18 @@ impl TryFrom<RawRelease> for ReleaseRow {
     fn try_from(raw: RawRelease) -> Result<Self, StoreError> {
         Ok(ReleaseRow {
             id: raw.id,
-            repository: raw.repository,
+            repository: parsed("repository", &raw.repository)?,
             github_id: raw.github_id,
             tag: raw.tag,
             target_commitish: raw.target_commitish,
             prerelease: raw.prerelease,
             state: release_state(&raw.state)?,
             last_action: raw.last_action,
-            commit: raw.commit,
+            commit: raw
+                .commit
+                .as_deref()
+                .map(|c| parsed("commit", c))
+                .transpose()?,
             commit_source: raw.commit_source,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
@@ -125,7 +129,9 @@ pub(crate) async fn sync_release(
     .await?;
     for publication in publications {
         let state = publication_state(&publication.state)?;
-        let kept = live && release.commit.as_deref() == Some(publication.commit_sha.as_str());
+        let kept = live
+            && release.commit.as_ref().map(CommitSha::as_str)
+                == Some(publication.commit_sha.as_str());
         let renamed = publication
             .version_tag
             .as_deref()
@@ -168,8 +174,8 @@ pub(crate) async fn sync_release(
         let (publication, created) = ensure_publication(
             conn,
             &target.image,
-            &release.repository,
-            commit,
+            release.repository.as_str(),
+            commit.as_str(),
             Some(release_id),
         )
         .await?;
@@ -351,7 +357,7 @@ pub(crate) async fn apply_release(
         id,
         tag: release.tag,
         state: release.state.as_str().to_owned(),
-        commit: release.commit,
+        commit: release.commit.map(|c| c.to_string()),
         commit_source: release.commit_source,
     };
     Ok((reason, summary))
