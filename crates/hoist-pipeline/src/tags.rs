@@ -389,3 +389,48 @@ pub(crate) fn compute_tags(
         .compute(&event)
         .map_err(|e| refused(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use hoist_domain::tags::{EventContext, GitRef, TagPolicy};
+    use hoist_domain::{PublicationState, Step};
+
+    use super::*;
+
+    #[test]
+    fn date_tags_render_the_publication_s_creation_not_the_clock() {
+        let publication = PublicationRow {
+            id: 1,
+            image: "ghcr.io/o/a".into(),
+            repository: "o/a".parse().unwrap(),
+            commit: "a".repeat(40).parse().unwrap(),
+            release_id: Some(1),
+            state: PublicationState::Running,
+            step: Some(Step::Tags),
+            error: None,
+            index_digest: None,
+            version_tag: Some("v1.0.0".into()),
+            created_at: "2020-01-02T03:04:05.678Z".into(),
+            updated_at: "2026-12-01T00:00:00.000Z".into(),
+        };
+        let at = created_at(&publication);
+        assert_eq!(at, UNIX_EPOCH + Duration::from_millis(1_577_934_245_678));
+        let policy = TagPolicy::parse(
+            &["type=raw,value=build-{{date 'YYYYMMDD-HHmmss'}}".to_owned()],
+            &["latest=false".to_owned()],
+        )
+        .unwrap();
+        let tags = policy
+            .compute(&EventContext {
+                git_ref: GitRef::Tag("v1.0.0".into()),
+                commit: publication.commit.clone(),
+                default_branch: "main".into(),
+                time: at,
+            })
+            .unwrap();
+        let names: Vec<&str> = tags.names().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["build-20200102-030405"]);
+    }
+}

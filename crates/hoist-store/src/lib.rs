@@ -20,6 +20,7 @@ mod ledger;
 #[cfg(test)]
 mod ledger_tests;
 mod publications;
+mod recovery;
 mod releases;
 
 pub use backup::{BackupError, BackupReport, backup};
@@ -27,7 +28,8 @@ pub use builds::{BuildOutcome, BuildRow};
 pub use deliveries::{Delivery, Recorded, ReleaseSummary, Target, WebhookAnswer, WebhookEffect};
 pub use jobs::ClaimedJob;
 pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagMove, TagRow};
-pub use publications::{LiveVersion, Moved, PublicationRow, RetryOutcome, StepRow};
+pub use publications::{LiveVersion, Moved, PublicationRow, StepRow};
+pub use recovery::RetryOutcome;
 pub use releases::ReleaseRow;
 
 use std::path::{Path, PathBuf};
@@ -314,30 +316,34 @@ pub mod test_support {
         let github_id = sqlx::query_scalar!(r#"SELECT count(*) + 1 AS "n!: i64" FROM releases"#)
             .fetch_one(store.writer())
             .await?;
+        let published = hoist_domain::ReleaseState::Published.as_str();
+        let succeeded = hoist_domain::PublicationState::Succeeded.as_str();
         let release = sqlx::query_scalar!(
             r#"INSERT INTO releases
                    (repository, github_id, tag_name, target_commitish, prerelease, state,
                     last_action, commit_sha, commit_source)
-               VALUES (?1, ?2, ?3, ?4, 0, 'published', 'published', ?4, 'target_commitish')
+               VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?4, 'target_commitish')
                RETURNING id AS "id!""#,
             repository,
             github_id,
             tag,
-            commit
+            commit,
+            published
         )
         .fetch_one(store.writer())
         .await?;
         let publication = sqlx::query_scalar!(
             r#"INSERT INTO publications
                    (image, repository, commit_sha, release_id, state, index_digest, version_tag)
-               VALUES (?1, ?2, ?3, ?4, 'succeeded', ?5, ?6)
+               VALUES (?1, ?2, ?3, ?4, ?7, ?5, ?6)
                RETURNING id AS "id!""#,
             image,
             repository,
             commit,
             release,
             digest,
-            tag
+            tag,
+            succeeded
         )
         .fetch_one(store.writer())
         .await?;
@@ -364,11 +370,13 @@ pub mod test_support {
         image: &str,
         commit: &str,
     ) -> Result<(), StoreError> {
+        let succeeded = hoist_domain::PublicationState::Succeeded.as_str();
         sqlx::query!(
-            "INSERT INTO publications (image, repository, commit_sha, state) VALUES (?, ?, ?, 'succeeded')",
+            "INSERT INTO publications (image, repository, commit_sha, state) VALUES (?, ?, ?, ?)",
             image,
             repository,
-            commit
+            commit,
+            succeeded
         )
         .execute(store.writer())
         .await?;

@@ -156,3 +156,122 @@ async fn a_bad_url_or_an_unwritable_folder_is_a_clear_error() {
     assert!(matches!(err, StoreError::CreateDir(..)), "{err}");
     assert!(!err.is_retryable());
 }
+
+/// A database written by the first schema, with a row in every table that matters and work
+/// queued in the old job shapes, upgrades in place: ids and rows kept, every foreign key
+/// still pointing somewhere, the old jobs failed with a reason, and the release's
+/// publication found again by a resync.
+#[tokio::test]
+async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_only = dir.path().join("first");
+    std::fs::create_dir(&first_only).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../migrations/0001_initial.sql"
+        ),
+        first_only.join("0001_initial.sql"),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}/hoist.db", dir.path().display());
+    {
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        Migrator::new(first_only.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        for sql in [
+            "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (7, 'o/a', 70, 'v1.0.0', 'main', 0, 'published', 'published', ?1, 'push')",
+            "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (8, 'o/a', 80, 'v2.0.0', 'main', 0, 'published', 'published', ?2, 'push')",
+            "INSERT INTO publications (id, image, repository, commit_sha, release_id, state, step, index_digest) VALUES (5, 'r/o/a', 'o/a', ?1, 7, 'succeeded', NULL, 'sha256:1111111111111111111111111111111111111111111111111111111111111111')",
+            "INSERT INTO publication_steps (publication_id, step, finished_at) VALUES (5, 'tags', 'now')",
+            "INSERT INTO tag_events (id, image, tag, digest, kind, publication_id, release_tag) VALUES (3, 'r/o/a', '1.0.0', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 'create', 5, 'v1.0.0')",
+            "INSERT INTO tag_events (id, image, tag, digest, kind, publication_id, release_tag) VALUES (4, 'r/o/a', 'latest', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 'create', 5, 'v1.0.0')",
+            "INSERT INTO tags (image, tag, digest, event_id, publication_id) VALUES ('r/o/a', '1.0.0', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 3, 5)",
+            "INSERT INTO tags (image, tag, digest, event_id, publication_id) VALUES ('r/o/a', 'latest', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 4, 5)",
+            "INSERT INTO jobs (kind, payload) VALUES ('release', '{\"kind\":\"release\",\"release_id\":8,\"action\":\"published\"}')",
+        ] {
+            sqlx::query(sql)
+                .bind(&a)
+                .bind(&b)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+
+    let store = Store::open(&StoreOptions {
+        url,
+        read_connections: 1,
+        busy_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let publication = store.publication(5).await.unwrap().unwrap();
+    assert_eq!(publication.state, hoist_domain::PublicationState::Succeeded);
+    assert_eq!(publication.version_tag.as_deref(), Some("v1.0.0"));
+    assert_eq!(store.publication_steps(5).await.unwrap().len(), 1);
+    assert_eq!(
+        store.tag_target("r/o/a", "1.0.0").await.unwrap(),
+        Some((
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111".to_owned(),
+            true
+        )),
+        "a release's own version tag is immutable"
+    );
+    assert_eq!(
+        store.tag_target("r/o/a", "latest").await.unwrap(),
+        Some((
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111".to_owned(),
+            false
+        ))
+    );
+    assert_eq!(
+        store.unfinished_jobs().await.unwrap(),
+        [(
+            "release".to_owned(),
+            "failed".to_owned(),
+            Some("superseded by publication jobs (migration 0002)".to_owned())
+        )]
+    );
+    // The release the old job was for gets its publication back at start.
+    let target = Target {
+        image: "r/o/a".to_owned(),
+        default_branch: "main".to_owned(),
+    };
+    store.resync_repository(&target, "o/a").await.unwrap();
+    let queued = store
+        .claim_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let hoist_domain::job::Job::Publish { publication_id } =
+        hoist_domain::job::Job::from_payload(&queued.payload).unwrap()
+    else {
+        panic!("{queued:?}");
+    };
+    let revived = store.publication(publication_id).await.unwrap().unwrap();
+    assert_eq!(
+        (revived.release_id, revived.commit.as_str()),
+        (Some(8), "b".repeat(40).as_str())
+    );
+    assert_eq!(
+        store.claim_job(Duration::from_secs(60)).await.unwrap(),
+        None,
+        "the publication that succeeded is left alone"
+    );
+    store.close().await;
+}

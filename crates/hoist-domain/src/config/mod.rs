@@ -6,6 +6,7 @@
 //! key names an environment variable and a `*_file` key a file, both read once here into a
 //! `SecretString` whose `Debug` is redacted.
 
+mod entries;
 mod file;
 mod resolved;
 mod validate;

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::file::{ConfigFile, RegistryEntry, RepositoryEntry};
+use super::entries::{registry, repository};
+use super::file::ConfigFile;
 use super::resolved::{
-    ApiToken, CiToken, Config, Credentials, Database, GitHub, GitHubApi, Publish, Registry,
-    Repository, Role, Server,
+    ApiToken, CiToken, Config, Database, GitHub, GitHubApi, Publish, Registry, Repository, Role,
+    Server,
 };
-use crate::image::is_valid_host;
-use crate::tags::{TagPolicy, TagPolicyError};
-use crate::{ImageRef, Platform, RepoName, RepoPattern};
+use crate::{ImageRef, RepoPattern};
 
 /// Bearer tokens shorter than this are refused: they would be guessable.
 const MIN_TOKEN_LEN: usize = 16;
@@ -75,10 +74,15 @@ impl fmt::Display for Problems {
 }
 
 #[derive(Default)]
-struct Collector(Vec<Problem>);
+pub(super) struct Collector(Vec<Problem>);
 
 impl Collector {
-    fn push(&mut self, path: impl Into<String>, message: impl fmt::Display) {
+    /// Whether a problem was already reported under `prefix`.
+    pub(super) fn has_problem_under(&self, prefix: &str) -> bool {
+        self.0.iter().any(|p| p.path.starts_with(prefix))
+    }
+
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl fmt::Display) {
         self.0.push(Problem {
             path: path.into(),
             message: message.to_string(),
@@ -86,11 +90,15 @@ impl Collector {
     }
 
     /// Parses with `parse`, recording the error at `path` on failure.
-    fn check<T, E: fmt::Display>(&mut self, path: &str, parsed: Result<T, E>) -> Option<T> {
+    pub(super) fn check<T, E: fmt::Display>(
+        &mut self,
+        path: &str,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
         parsed.map_err(|e| self.push(path, e)).ok()
     }
 
-    fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
         match humantime::parse_duration(text) {
             Ok(d) if d.is_zero() => {
                 self.push(path, format!("{text:?} must be longer than zero"));
@@ -108,7 +116,7 @@ impl Collector {
     }
 
     /// Resolves an `<key>_env` / `<key>_file` pair to its secret value.
-    fn secret(
+    pub(super) fn secret(
         &mut self,
         source: &dyn SecretSource,
         base: &str,
@@ -158,7 +166,7 @@ impl Collector {
         Some(SecretString::from(text.to_owned()))
     }
 
-    fn token(
+    pub(super) fn token(
         &mut self,
         source: &dyn SecretSource,
         base: &str,
@@ -458,7 +466,12 @@ fn check_tokens_distinct(c: &mut Collector, ci: &[Option<CiToken>], api: &[Optio
 }
 
 /// Records a problem on every entry whose `key` repeats an earlier entry's.
-fn check_unique(c: &mut Collector, table: &str, key: &str, values: impl Iterator<Item = String>) {
+pub(super) fn check_unique(
+    c: &mut Collector,
+    table: &str,
+    key: &str,
+    values: impl Iterator<Item = String>,
+) {
     let mut first: HashMap<String, usize> = HashMap::new();
     for (i, value) in values.enumerate() {
         match first.get(&value) {
@@ -474,187 +487,6 @@ fn check_unique(c: &mut Collector, table: &str, key: &str, values: impl Iterator
             }
         }
     }
-}
-
-fn registry(
-    c: &mut Collector,
-    source: &dyn SecretSource,
-    i: usize,
-    entry: &RegistryEntry,
-) -> Option<Registry> {
-    let base = format!("registry[{i}]");
-    let host_ok = is_valid_host(&entry.host);
-    if !host_ok {
-        c.push(
-            format!("{base}.host"),
-            format!("{:?} is not a host[:port]", entry.host),
-        );
-    }
-    let has_password = entry.password_env.is_some() || entry.password_file.is_some();
-    let credentials = match (entry.anonymous, &entry.username, has_password) {
-        (true, None, false) => Some(Credentials::Anonymous),
-        (true, _, _) => {
-            c.push(
-                format!("{base}.anonymous"),
-                "anonymous = true cannot be combined with username or password",
-            );
-            None
-        }
-        (false, Some(username), true) => {
-            let password = c.secret(
-                source,
-                &base,
-                "password",
-                entry.password_env.as_deref(),
-                entry.password_file.as_deref(),
-            );
-            password.map(|password| Credentials::Basic {
-                username: username.clone(),
-                password,
-            })
-        }
-        (false, Some(_), false) => {
-            c.push(
-                &base,
-                "password_env or password_file is required with username",
-            );
-            None
-        }
-        (false, None, true) => {
-            c.push(format!("{base}.username"), "is required with a password");
-            None
-        }
-        (false, None, false) => {
-            c.push(&base, "no credentials: set username and password_env or password_file, or anonymous = true");
-            None
-        }
-    };
-    let concurrency_ok = (1..=64).contains(&entry.concurrency);
-    if !concurrency_ok {
-        c.push(
-            format!("{base}.concurrency"),
-            format!("{} is out of range: 1 to 64", entry.concurrency),
-        );
-    }
-    let chunk_ok = entry
-        .chunk_size
-        .is_none_or(|size| (64 * 1024..=512 * 1024 * 1024).contains(&size));
-    if !chunk_ok {
-        c.push(
-            format!("{base}.chunk_size"),
-            "is out of range: 65536 (64 KiB) to 536870912 (512 MiB) bytes",
-        );
-    }
-    (host_ok && concurrency_ok && chunk_ok).then_some(())?;
-    Some(Registry {
-        host: entry.host.clone(),
-        credentials: credentials?,
-        insecure: entry.insecure,
-        concurrency: entry.concurrency,
-        chunk_size: entry.chunk_size,
-    })
-}
-
-fn repository(
-    c: &mut Collector,
-    i: usize,
-    entry: &RepositoryEntry,
-    registries: &[RegistryEntry],
-) -> Option<Repository> {
-    let base = format!("repository[{i}]");
-    let github: Option<RepoName> = c.check(&format!("{base}.github"), entry.github.parse());
-    let image: Option<ImageRef> = c.check(&format!("{base}.image"), entry.image.parse());
-    let image = image.and_then(|image| {
-        if image.tag().is_some() || image.digest().is_some() {
-            c.push(
-                format!("{base}.image"),
-                format!("{:?} must name a repository without tag or digest", entry.image),
-            );
-            return None;
-        }
-        if !registries.iter().any(|r| r.host.eq_ignore_ascii_case(image.registry())) {
-            c.push(
-                format!("{base}.image"),
-                format!(
-                    "no [[registry]] entry for host {:?} (add one; anonymous = true for a registry without auth)",
-                    image.registry()
-                ),
-            );
-            return None;
-        }
-        Some(image)
-    });
-    if entry.platforms.is_empty() {
-        c.push(
-            format!("{base}.platforms"),
-            "must list at least one platform, e.g. \"linux/amd64\"",
-        );
-    }
-    let platforms: Vec<Option<Platform>> = entry
-        .platforms
-        .iter()
-        .enumerate()
-        .map(|(j, p)| c.check(&format!("{base}.platforms[{j}]"), p.parse()))
-        .collect();
-    let platforms = platforms.into_iter().collect::<Option<Vec<Platform>>>();
-    if let Some(platforms) = &platforms {
-        let names = platforms.iter().map(ToString::to_string);
-        check_unique(c, &format!("{base}.platforms"), "", names);
-    }
-    if entry.default_branch.trim().is_empty() || entry.default_branch.starts_with("refs/") {
-        c.push(
-            format!("{base}.default_branch"),
-            format!(
-                "{:?} is not a branch name like \"main\"",
-                entry.default_branch
-            ),
-        );
-    }
-    // Each line on its own, so every bad line is reported, not only the first.
-    let no_lines: &[&str] = &[];
-    for (j, line) in entry.tags.iter().enumerate() {
-        if let Err(e) = TagPolicy::parse(std::slice::from_ref(line), no_lines) {
-            c.push(format!("{base}.tags[{j}]"), strip_line(&e, "tags[0]: "));
-        }
-    }
-    for (j, line) in entry.flavor.iter().enumerate() {
-        if let Err(e) = TagPolicy::parse(no_lines, std::slice::from_ref(line)) {
-            c.push(format!("{base}.flavor[{j}]"), strip_line(&e, "flavor[0]: "));
-        }
-    }
-    // Lines that are fine alone can still clash together (e.g. two `latest=` flavors).
-    let tag_policy = match TagPolicy::parse(&entry.tags, &entry.flavor) {
-        Ok(policy) => Some(policy),
-        Err(e) => {
-            if !c.0.iter().any(|p| {
-                p.path.starts_with(&format!("{base}.tags"))
-                    || p.path.starts_with(&format!("{base}.flavor"))
-            }) {
-                let message = e.to_string();
-                let (line, rest) = message.split_once(": ").unwrap_or(("tags", &message));
-                c.push(format!("{base}.{line}"), rest);
-            }
-            None
-        }
-    };
-    Some(Repository {
-        github: github?,
-        image: image?,
-        platforms: platforms?,
-        tags: entry.tags.clone(),
-        flavor: entry.flavor.clone(),
-        default_branch: entry.default_branch.clone(),
-        tag_policy: tag_policy?,
-    })
-}
-
-/// The message of an error about a single line parsed alone, without its `tags[0]: `.
-fn strip_line(error: &TagPolicyError, prefix: &str) -> String {
-    let message = error.to_string();
-    message
-        .strip_prefix(prefix)
-        .map(str::to_owned)
-        .unwrap_or(message)
 }
 
 /// Stands in for every secret without reading it, so a config can be checked where its
