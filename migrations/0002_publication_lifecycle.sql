@@ -30,7 +30,13 @@ INSERT INTO publications_new
      version_tag, created_at, updated_at)
 SELECT p.id, p.image, p.repository, p.commit_sha, p.release_id, p.state, p.step, p.error,
        p.index_digest,
-       CASE WHEN p.state = 'succeeded' THEN r.tag_name END,
+       -- The version its tags were written for: the ledger knows it even for a release
+       -- renamed since (the old version followed no rename).
+       CASE WHEN p.state = 'succeeded' THEN
+           coalesce((SELECT e.release_tag FROM tag_events e
+                     WHERE e.publication_id = p.id AND e.release_tag IS NOT NULL
+                     ORDER BY e.id DESC LIMIT 1), r.tag_name)
+       END,
        p.created_at, p.updated_at
 FROM publications p LEFT JOIN releases r ON r.id = p.release_id;
 

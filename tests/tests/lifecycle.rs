@@ -530,3 +530,44 @@ async fn a_withdrawn_release_gives_back_only_the_floating_tags_it_still_holds() 
     );
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_renamed_to_a_lower_version_on_its_commit_gives_back_what_it_held() {
+    let w = World::new().await;
+    w.report_both(COMMIT_C, &tag_ref("v2.1.0")).await;
+    w.release("published", 1, "v2.1.0", "master", false).await;
+    w.report_both(COMMIT_A, "").await;
+    w.release("published", 2, "v2.2.0", COMMIT_A, false).await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    let (old_index, index_c) = (tags["2.2.0"].clone(), tags["2.1.0"].clone());
+    assert_eq!(tags["latest"], old_index);
+
+    // The rollback's first manifest PUT fails, so the re-run of the renamed publication
+    // (a new index: its version annotation changed) goes first.
+    w.target_proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/",
+        times: 2,
+        fault: Fault::Unavailable,
+    });
+    w.deliver(
+        "release",
+        &release_edited(2, "v2.2.0", "v1.9.0", COMMIT_A, false),
+    )
+    .await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    let new_index = tags["1.9.0"].clone();
+    assert_ne!(new_index, old_index);
+    assert_eq!(
+        tags["latest"], index_c,
+        "v2.1.0 is the highest left: {tags:?}"
+    );
+    assert_eq!(tags["2"], index_c);
+    assert_eq!(tags["2.2"], old_index, "nothing else is in 2.2's scope");
+    assert_eq!(tags["2.2.0"], old_index, "pinned");
+    assert_eq!(tags["1"], new_index);
+    assert_eq!(tags["1.9"], new_index);
+    w.finish().await;
+}

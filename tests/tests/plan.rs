@@ -213,6 +213,12 @@ fn with_a_config_the_ledger_decides_which_floating_tags_move() {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
+    for leftover in ["data/hoist.db-wal", "data/hoist.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "planning left {leftover} behind"
+        );
+    }
     let line = |tag: &str| {
         stdout
             .lines()

@@ -21,6 +21,9 @@ pub enum Job {
         release_id: i64,
         tag: String,
         commit: String,
+        /// The index that version was published as: only tags still there are its to give
+        /// back (the publication may have put another index since, under a new name).
+        index: String,
     },
     /// A published release's commit is known to no build, `target_commitish` or tag push:
     /// ask GitHub's REST API.
@@ -79,6 +82,7 @@ mod tests {
                 release_id: 3,
                 tag: "v1.2.3".into(),
                 commit: "a".repeat(40),
+                index: format!("sha256:{}", "1".repeat(64)),
             },
             Job::ResolveRelease { release_id: 3 },
         ];

@@ -17,8 +17,9 @@ impl Pipeline {
                 release_id,
                 tag,
                 commit,
+                index,
             } => self
-                .roll_back(*release_id, tag, commit)
+                .roll_back(*release_id, tag, commit, index)
                 .await
                 .map_err(Into::into),
             Job::ResolveRelease { release_id } => {

@@ -217,21 +217,24 @@ impl Pipeline {
             .store
             .branch_position(repository, branch, &holder_commit)
             .await?;
+        // Report order: the branch publications of the two commits, created as their
+        // default-branch builds came in.
         let newer = match (ours, theirs) {
             (Some(ours), Some(theirs)) => theirs > ours,
-            _ => holder_id > publication.id,
+            _ => holder.branch_publication_id.unwrap_or(holder_id) > publication.id,
         };
         Ok(newer.then_some(holder_commit))
     }
 
-    /// Version `tag` of release `release_id`, on `commit`, no longer holds its floating
-    /// tags: each goes back to the highest live version in its scope. A tag no live
-    /// version is in scope for stays where it is.
+    /// Version `tag` of release `release_id`, on `commit`, published as index `withdrawn`,
+    /// no longer holds its floating tags: each still at that index goes back to the highest
+    /// live version in its scope. A tag no live version is in scope for stays where it is.
     pub(crate) async fn roll_back(
         &self,
         release_id: i64,
         tag: &str,
         commit: &str,
+        withdrawn: &str,
     ) -> Result<(), PipelineError> {
         let Some(release) = self.store.release(release_id).await? else {
             return Ok(());
@@ -246,15 +249,6 @@ impl Pipeline {
         let sha: CommitSha = parse("commit", commit)?;
         let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), sha, SystemTime::now())?;
         let live = self.store.live_versions(&image, None).await?;
-        // Only tags still at the version's index are its to give back: a newer release or
-        // an operator's force may hold them now.
-        let Some(withdrawn) = self
-            .store
-            .index_of_release_commit(release_id, commit)
-            .await?
-        else {
-            return Ok(());
-        };
         let why = if release.state != ReleaseState::Published {
             format!("release {tag} {}", release.state)
         } else if release.tag != tag {
@@ -276,9 +270,22 @@ impl Pipeline {
                 continue;
             };
             let floating = rollback.tag.as_str();
-            match self.store.tag_target(&image, floating).await? {
-                Some((digest, false)) if digest == withdrawn && digest != holder.digest => {}
-                _ => continue,
+            // Only tags still at the version's index are its to give back: a newer
+            // release or an operator's force may hold them now. The registry is asked too,
+            // for a PUT whose ledger event a crash kept from being written.
+            let held = match self.store.tag_target(&image, floating).await? {
+                Some((_, true)) => false,
+                Some((digest, false)) if digest == withdrawn => true,
+                _ => self
+                    .registry
+                    .manifest_head(&target, floating)
+                    .await
+                    .context(|| format!("looking for {image}:{floating}"))?
+                    .and_then(|head| head.digest)
+                    .is_some_and(|d| d.as_str() == withdrawn),
+            };
+            if !held || holder.digest == withdrawn {
+                continue;
             }
             let manifest = self
                 .registry

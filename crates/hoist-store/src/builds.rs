@@ -79,7 +79,7 @@ pub enum BuildOutcome {
 
 /// The builds of `commit` changed: its publications to `target` that wait (or stalled)
 /// look again, and a commit built on the default branch gets its branch publication.
-pub(crate) async fn builds_changed(
+async fn builds_changed(
     conn: &mut SqliteConnection,
     target: &Target,
     repository: &str,

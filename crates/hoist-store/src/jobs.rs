@@ -52,8 +52,20 @@ pub(crate) async fn enqueue(
         publication,
         queued
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if id.is_none() {
+        // The queued job now stands for a new fact too: it is due now, not after the
+        // backoff of whatever failed before.
+        sqlx::query!(
+            "UPDATE jobs SET run_after = min(run_after, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             WHERE publication_id = ?1 AND state = ?2",
+            publication,
+            queued
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(id)
 }
 

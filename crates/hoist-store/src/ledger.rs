@@ -68,6 +68,9 @@ pub struct TagHolder {
     pub publication_id: Option<i64>,
     pub commit: Option<String>,
     pub release_id: Option<i64>,
+    /// The branch publication of the holder's commit, if it has one: its place in report
+    /// order.
+    pub branch_publication_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -210,7 +213,10 @@ impl Store {
     ) -> Result<Option<TagHolder>, StoreError> {
         let row = sqlx::query_as!(
             TagHolder,
-            r#"SELECT t.digest, t.publication_id, p.commit_sha AS "commit?", p.release_id
+            r#"SELECT t.digest, t.publication_id, p.commit_sha AS "commit?", p.release_id,
+                      (SELECT b.id FROM publications b
+                       WHERE b.image = t.image AND b.commit_sha = p.commit_sha
+                         AND b.release_id IS NULL) AS "branch_publication_id?: i64"
                FROM tags t LEFT JOIN publications p ON p.id = t.publication_id
                WHERE t.image = ? AND t.tag = ?"#,
             image,

@@ -168,6 +168,12 @@ impl Store {
                 "it does not exist; run hoist migrate or hoist serve first",
             ));
         }
+        // With no write-ahead log beside it, nobody is writing: open it as immutable, so
+        // not even SQLite's -wal and -shm files are created (they would belong to whoever
+        // runs the plan). With one, hoist serve is running and owns them.
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let options = options.immutable(!Path::new(&wal).exists());
         let reader = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -176,8 +182,7 @@ impl Store {
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
                 .fetch_all(&reader)
-                .await
-                .unwrap_or_default();
+                .await?;
         let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
         if applied != known {
             reader.close().await;

@@ -381,23 +381,6 @@ impl Store {
         Ok(position)
     }
 
-    /// The index the publication of release `release_id` on `commit` put, if any.
-    pub async fn index_of_release_commit(
-        &self,
-        release_id: i64,
-        commit: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let digest = sqlx::query_scalar!(
-            "SELECT index_digest FROM publications WHERE release_id = ? AND commit_sha = ?",
-            release_id,
-            commit
-        )
-        .fetch_optional(&self.writer)
-        .await?
-        .flatten();
-        Ok(digest)
-    }
-
     /// The index a release's succeeded publication put for `commit` on `image`: the
     /// commit's index, which its branch publication shares.
     pub async fn release_index_of_commit(

@@ -120,7 +120,7 @@ pub(crate) async fn sync_release(
     let tag_changed = before.tag.is_some_and(|tag| tag != release.tag);
     let image = target.image.as_str();
     let publications = sqlx::query!(
-        r#"SELECT id AS "id!", commit_sha, state, version_tag FROM publications
+        r#"SELECT id AS "id!", commit_sha, state, version_tag, index_digest FROM publications
            WHERE release_id = ?1 AND image = ?2 ORDER BY id"#,
         release_id,
         image
@@ -149,14 +149,16 @@ pub(crate) async fn sync_release(
             continue;
         };
         let moved = apply_event(conn, publication.id, event, None, None).await?;
+        // A failed publication may have moved floating tags before it failed.
         if rollback
-            && moved.applied()
-            && let Some(tag) = publication.version_tag
+            && (moved.applied() || state == PublicationState::Failed)
+            && let (Some(tag), Some(index)) = (publication.version_tag, publication.index_digest)
         {
             let job = Job::Rollback {
                 release_id,
                 tag,
                 commit: publication.commit_sha,
+                index,
             };
             enqueue(conn, &job).await?;
         }
@@ -179,7 +181,10 @@ pub(crate) async fn sync_release(
             Some(release_id),
         )
         .await?;
-        if created || publication.state == PublicationState::Waiting {
+        // One a worker found missing builds stays parked: a build wakes it.
+        let parked =
+            publication.step == Some(hoist_domain::Step::Wait) && publication.error.is_some();
+        if created || (publication.state == PublicationState::Waiting && !parked) {
             enqueue(
                 conn,
                 &Job::Publish {
@@ -392,8 +397,17 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         for commit in commits {
-            crate::builds::builds_changed(&mut tx, target, repository, &commit, Some(&branch_ref))
+            let (publication, created) =
+                ensure_publication(&mut tx, &target.image, repository, &commit, None).await?;
+            if created {
+                enqueue(
+                    &mut tx,
+                    &Job::Publish {
+                        publication_id: publication.id,
+                    },
+                )
                 .await?;
+            }
         }
         tx.commit().await?;
         self.notify_workers();

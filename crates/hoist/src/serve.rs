@@ -74,19 +74,19 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let shutdown_timeout = config.server.shutdown_timeout;
     let config = Arc::new(config);
-    // Every configured repository's releases and branch builds brought in line with their
-    // publications: nothing an earlier version (or an unconfigured repository) left is lost.
-    for repo in &config.repositories {
-        store
-            .resync_repository(&hoist_store::Target::of(repo), repo.github.as_str())
-            .await?;
-    }
     let requeued = store.requeue_running_jobs().await?;
     if requeued > 0 {
         tracing::info!(
             jobs = requeued,
             "re-queued the jobs a previous run left unfinished"
         );
+    }
+    // Every configured repository's releases and branch builds brought in line with their
+    // publications: nothing an earlier version (or an unconfigured repository) left is lost.
+    for repo in &config.repositories {
+        store
+            .resync_repository(&hoist_store::Target::of(repo), repo.github.as_str())
+            .await?;
     }
     let counters = Arc::new(PipelineCounters::default());
     let registry = Client::counting_retries(
