@@ -571,3 +571,36 @@ async fn a_release_renamed_to_a_lower_version_on_its_commit_gives_back_what_it_h
     assert_eq!(tags["1.9"], new_index);
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_deleted_before_its_builds_arrive_publishes_nothing() {
+    let w = World::new().await;
+    w.release("published", 1, "v2.0.0", "master", false).await;
+    w.release("deleted", 1, "v2.0.0", "master", false).await;
+    w.report_both(COMMIT_A, &tag_ref("v2.0.0")).await;
+    w.run_jobs().await;
+    assert!(w.tags().await.is_empty());
+    assert!(
+        w.publications().await.is_empty(),
+        "a deleted release gets no publication"
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_flagged_prerelease_whose_builds_come_last_still_holds_no_floating_tag() {
+    let w = World::new().await;
+    w.release("published", 1, "v5.0.0", "master", true).await;
+    w.release("published", 2, "v1.2.3", "master", false).await;
+    w.report_both(COMMIT_A, &tag_ref("v5.0.0")).await;
+    w.run_jobs().await;
+    w.report_both(COMMIT_B, &tag_ref("v1.2.3")).await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["latest"], w.index_of(COMMIT_B).await, "{tags:?}");
+    assert_eq!(
+        tags_at(&tags, &w.index_of(COMMIT_A).await),
+        ["5.0.0", "sha-aaaaaaa"]
+    );
+    w.finish().await;
+}
