@@ -120,6 +120,7 @@ insecure = true
 github = "{REPOSITORY}"
 image = "{target_host}/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["{staging_host}/ci/app"]
 {extra}
 "#
         );

@@ -34,6 +34,7 @@ anonymous = true
 github = "Codertocat/Hello-World"
 image = "registry.example.test:5000/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["registry.example.test:5000/ci/hello-world"]
 "#
     );
     Hoist::start(

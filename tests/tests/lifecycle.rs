@@ -604,3 +604,55 @@ async fn a_release_flagged_prerelease_whose_builds_come_last_still_holds_no_floa
     );
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_from_outside_the_sources_is_not_copied_even_if_it_was_recorded() {
+    let w = World::new().await;
+    // Recorded under an earlier config that allowed it: the copy step checks again.
+    let target = hoist_store::Target {
+        image: w.image(),
+        default_branch: "main".to_owned(),
+    };
+    let digests = w.builds[COMMIT_A].clone();
+    for (platform, digest) in [
+        ("linux/amd64", &digests.amd64),
+        ("linux/arm64", &digests.arm64),
+    ] {
+        let report = hoist_domain::build::BuildReport {
+            repository: "Codertocat/Hello-World".parse().expect("repository"),
+            commit: COMMIT_A.parse().expect("commit"),
+            git_ref: Some(tag_ref("v1.0.0")),
+            platform: Some(platform.parse().expect("platform")),
+            image: format!(
+                "{}/private/svc@{digest}",
+                w.image().split('/').next().expect("host")
+            )
+            .parse()
+            .expect("image"),
+        };
+        w.store
+            .record_build(&target, &report, "ci")
+            .await
+            .expect("recorded");
+    }
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.run_jobs().await;
+    let publication = &w.publications().await[0];
+    assert_eq!(publication["state"], "failed", "{publication}");
+    assert_eq!(publication["step"], "copy");
+    assert!(
+        publication["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is not in a source this repository allows")),
+        "{publication}"
+    );
+    assert!(w.tags().await.is_empty());
+    assert!(
+        !w.target_proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/private/svc/")),
+        "hoist never read the other repository"
+    );
+    w.finish().await;
+}

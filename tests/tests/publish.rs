@@ -102,6 +102,7 @@ insecure = true
 github = "Codertocat/Hello-World"
 image = "{target_host}/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["{staging}/ci/app", "{proxy}/ci/app"]
 "#,
         staging = staging.host(),
         proxy = proxy

@@ -46,9 +46,15 @@ fn config(listen: &str, registries: &[String], repositories: &[(String, String)]
             "[[registry]]\nhost = \"{host}\"\nanonymous = true\ninsecure = true\n"
         ));
     }
+    // CI pushes to `ci/app` on every registry of the bench.
+    let sources: Vec<String> = registries
+        .iter()
+        .map(|h| format!("\"{h}/ci/app\""))
+        .collect();
+    let sources = sources.join(", ");
     for (github, image) in repositories {
         text.push_str(&format!(
-            "[[repository]]\ngithub = \"{github}\"\nimage = \"{image}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n"
+            "[[repository]]\ngithub = \"{github}\"\nimage = \"{image}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nsources = [{sources}]\n"
         ));
     }
     text

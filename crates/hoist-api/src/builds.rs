@@ -21,6 +21,7 @@ impl From<BuildReportError> for ApiError {
         match e {
             BuildReportError::Json(_) => ApiError::BadRequest(e.to_string()),
             BuildReportError::Field { .. } => ApiError::Unprocessable(e.to_string()),
+            BuildReportError::SourceNotAllowed { .. } => ApiError::SourceNotAllowed(e.to_string()),
         }
     }
 }

@@ -37,6 +37,10 @@ pub enum BuildReportError {
         field: &'static str,
         message: String,
     },
+    /// The image is in no repository `[[repository]] sources` allows (403): hoist would
+    /// read it with its own credential.
+    #[error("image: {image} is not in a source this repository allows ({})", allowed.join(", "))]
+    SourceNotAllowed { image: String, allowed: Vec<String> },
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> BuildReportError {
@@ -121,6 +125,12 @@ pub fn validate(body: &Value, config: &Config) -> Result<BuildReport, BuildRepor
         }
     }
     let image = parse_image(required_str(body, "image")?, config)?;
+    if !repo.sources.iter().any(|s| s.matches(&image)) {
+        return Err(BuildReportError::SourceNotAllowed {
+            image: image.to_string(),
+            allowed: repo.sources.iter().map(ToString::to_string).collect(),
+        });
+    }
     let platform = match optional_str(body, "platform")? {
         Some(p) => Some(parse_platform(p, repo)?),
         None => None,
@@ -194,6 +204,7 @@ anonymous = true
 github = "octo-org/app"
 image = "ghcr.io/octo-org/app"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["ghcr.io/octo-org/ci-*"]
 "#;
         ConfigFile::parse(text, "t")
             .unwrap()

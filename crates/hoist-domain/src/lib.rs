@@ -16,6 +16,7 @@ pub mod job;
 pub mod metrics;
 pub mod platform;
 pub mod repo;
+mod source;
 pub mod state;
 pub mod tags;
 
@@ -24,4 +25,5 @@ pub use commit::{CommitSha, CommitShaError};
 pub use image::{Digest, DigestError, ImageRef, ImageRefError};
 pub use platform::{Platform, PlatformError};
 pub use repo::{RepoName, RepoNameError, RepoPattern};
+pub use source::{SourcePattern, SourcePatternError};
 pub use state::{JobState, PublicationEvent, PublicationState, ReleaseAction, ReleaseState, Step};

@@ -147,9 +147,23 @@ impl Pipeline {
         if !moved.applied() {
             return Ok(());
         }
+        *step = Step::Copy;
         // Builds may be replaced until the publication runs, and not after: what is read
         // now is what it publishes.
         let sources = self.sources(repo, publication.commit.as_str()).await?;
+        // Checked again here, not only at ingress: the config may have changed since, and
+        // hoist's credential reads only what the repository allows.
+        if let Some(outside) = sources
+            .iter()
+            .find(|s| !repo.sources.iter().any(|p| p.matches(&s.image)))
+        {
+            let allowed: Vec<String> = repo.sources.iter().map(ToString::to_string).collect();
+            return Err(refused(format!(
+                "{} is not in a source this repository allows ({}); see [[repository]] sources",
+                outside.image,
+                allowed.join(", ")
+            )));
+        }
 
         // 2. Copy every platform image into the target repository, by digest.
         *step = Step::Copy;

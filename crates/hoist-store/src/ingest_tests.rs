@@ -38,6 +38,7 @@ anonymous = true
 github = "Codertocat/Hello-World"
 image = "ghcr.io/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["ghcr.io/codertocat/ci"]
 "#,
         "t",
     )

@@ -227,3 +227,33 @@ async fn listings_page_with_a_cursor_and_filter_by_commit() {
         .await;
     assert_eq!(by_commit.body["items"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn an_image_outside_the_repository_s_sources_is_refused_and_nothing_is_stored() {
+    let app = app().await;
+    // Same registry, same credential, but another repository: hoist must not read it.
+    for image in [
+        format!("ghcr.io/private/svc@{DIGEST_A}"),
+        format!("ghcr.io/codertocat/hello-world-private@{DIGEST_A}"),
+        format!("ghcr.io/codertocat/ci@{DIGEST_A}"),
+    ] {
+        let mut body = report("linux/amd64", DIGEST_A);
+        body["image"] = json!(image);
+        let reply = app.send(post(Some(CI_TOKEN), body.to_string())).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{image}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "source_not_allowed");
+        assert_eq!(
+            reply.body["error"]["message"],
+            format!(
+                "image: {image} is not in a source this repository allows (ghcr.io/codertocat/ci-*)"
+            )
+        );
+    }
+    let (_, builds) = app.recorded().await;
+    assert!(builds.is_empty(), "{builds:?}");
+}

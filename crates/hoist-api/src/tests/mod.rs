@@ -58,6 +58,7 @@ anonymous = true
 github = "Codertocat/Hello-World"
 image = "ghcr.io/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
+sources = ["ghcr.io/codertocat/ci-*"]
 "#;
 
 pub struct TestApp {

@@ -5,7 +5,7 @@ use super::resolved::{Credentials, Registry, Repository};
 use super::validate::{Collector, SecretSource, check_unique};
 use crate::image::is_valid_host;
 use crate::tags::{TagPolicy, TagPolicyError};
-use crate::{ImageRef, Platform, RepoName};
+use crate::{ImageRef, Platform, RepoName, SourcePattern};
 
 pub(super) fn registry(
     c: &mut Collector,
@@ -141,6 +141,27 @@ pub(super) fn repository(
             ),
         );
     }
+    let mut sources = Vec::new();
+    for (j, text) in entry.sources.iter().enumerate() {
+        let key = format!("{base}.sources[{j}]");
+        let Some(source) = c.check::<SourcePattern, _>(&key, text.parse()) else {
+            continue;
+        };
+        if !registries
+            .iter()
+            .any(|r| r.host.eq_ignore_ascii_case(source.registry()))
+        {
+            c.push(
+                key,
+                format!(
+                    "no [[registry]] entry for host {:?}, so hoist cannot read it",
+                    source.registry()
+                ),
+            );
+            continue;
+        }
+        sources.push(source);
+    }
     // Each line on its own, so every bad line is reported, not only the first.
     let no_lines: &[&str] = &[];
     for (j, line) in entry.tags.iter().enumerate() {
@@ -167,9 +188,14 @@ pub(super) fn repository(
             None
         }
     };
+    let image = image?;
+    if entry.sources.is_empty() {
+        sources.push(SourcePattern::exact(&image));
+    }
     Some(Repository {
         github: github?,
-        image: image?,
+        image,
+        sources,
         platforms: platforms?,
         tags: entry.tags.clone(),
         flavor: entry.flavor.clone(),

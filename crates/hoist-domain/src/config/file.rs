@@ -174,6 +174,10 @@ pub struct RepositoryEntry {
     /// `edge` and branch tags), and that `{{is_default_branch}}` names. Default `"main"`.
     #[serde(default = "default_branch")]
     pub default_branch: String,
+    /// Where CI's images may come from: repositories (`ghcr.io/octo-org/ci`), or a `*` glob
+    /// in the last segment (`ghcr.io/octo-org/ci-*`). Default: `image` itself.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 fn default_branch() -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::tags::TagPolicy;
-use crate::{ImageRef, Platform, RepoName, RepoPattern};
+use crate::{ImageRef, Platform, RepoName, RepoPattern, SourcePattern};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +112,8 @@ pub struct Repository {
     pub tags: Vec<String>,
     pub flavor: Vec<String>,
     pub default_branch: String,
+    /// Where CI's images may come from; at least `image` itself.
+    pub sources: Vec<SourcePattern>,
     /// `tags` and `flavor`, parsed.
     pub tag_policy: TagPolicy,
 }

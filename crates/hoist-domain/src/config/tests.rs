@@ -490,3 +490,39 @@ fn the_github_api_needs_a_url_and_a_token_together() {
         "github.api_url: \"api.github.com\" is not an http(s) URL",
     );
 }
+
+#[test]
+fn sources_default_to_the_image_and_each_must_be_a_readable_repository() {
+    let base = r#"
+[[registry]]
+host = "ghcr.io"
+anonymous = true
+[[repository]]
+github = "octo-org/app"
+image = "ghcr.io/octo-org/app"
+platforms = ["linux/amd64"]
+"#;
+    let config = ConfigFile::parse(base, "t")
+        .unwrap()
+        .validate(&env(&[]))
+        .unwrap();
+    let sources: Vec<String> = config.repositories[0]
+        .sources
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(sources, ["ghcr.io/octo-org/app"]);
+
+    let with = format!(
+        "{base}sources = [\"ghcr.io/octo-org/ci-*\", \"ghcr.io/*/ci\", \"quay.io/octo-org/ci\"]\n"
+    );
+    let found = problems(&with, &env(&[]));
+    assert_eq!(
+        found,
+        [
+            "repository[0].sources[1]: \"ghcr.io/*/ci\" is not a source: write registry/repository, \
+             with at most one * in the last segment (e.g. ghcr.io/octo-org/ci-*)",
+            "repository[0].sources[2]: no [[registry]] entry for host \"quay.io\", so hoist cannot read it",
+        ]
+    );
+}
