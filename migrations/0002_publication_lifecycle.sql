@@ -79,3 +79,10 @@ CREATE TABLE branch_commits (
     pushed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (repository, branch, commit_sha)
 ) STRICT;
+
+-- Replays and reordering: a delivery's body digest (a captured body replayed under a new
+-- delivery id is the same event), and when GitHub last changed each release, so an older
+-- event changes nothing.
+ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT;
+CREATE INDEX deliveries_by_body ON deliveries (source, body_sha256);
+ALTER TABLE releases ADD COLUMN changed_at TEXT;

@@ -555,9 +555,24 @@ fn start_registries() -> (
     (staging, target, target_proxy, layout, builds)
 }
 
+/// A later `updated_at` at each call, as GitHub stamps every change of a release, so each
+/// delivery is a new event in GitHub's time (and no body is a replay of another).
+fn next_change_time() -> String {
+    static SECONDS: AtomicUsize = AtomicUsize::new(0);
+    let n = SECONDS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "2026-01-{:02}T{:02}:{:02}:{:02}Z",
+        1 + n / 86_400,
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60
+    )
+}
+
 /// The public example `release` payload with this action, id, tag, target and flag.
 pub fn release_body(action: &str, id: u64, tag: &str, target: &str, prerelease: bool) -> Value {
     let mut body: Value = serde_json::from_slice(&fixture("release.published")).expect("fixture");
+    body["release"]["updated_at"] = json!(next_change_time());
     body["action"] = json!(action);
     body["release"]["id"] = json!(id);
     body["release"]["tag_name"] = json!(tag);
@@ -571,6 +586,7 @@ pub fn release_body(action: &str, id: u64, tag: &str, target: &str, prerelease: 
 /// `target`, with the `changes` GitHub sends for a renamed tag.
 pub fn release_edited(id: u64, from_tag: &str, tag: &str, target: &str, prerelease: bool) -> Value {
     let mut body: Value = serde_json::from_slice(&fixture("release.edited")).expect("fixture");
+    body["release"]["updated_at"] = json!(next_change_time());
     body["release"]["id"] = json!(id);
     body["release"]["tag_name"] = json!(tag);
     body["release"]["target_commitish"] = json!(target);

@@ -18,6 +18,8 @@ use crate::{ApiError, AppState};
 #[derive(Debug)]
 pub struct GitHubDelivery {
     pub delivery_id: String,
+    /// The digest of the verified body: the same body under another id is a replay.
+    pub body_sha256: String,
     pub event_name: String,
     pub event: WebhookEvent,
 }
@@ -79,6 +81,7 @@ impl FromRequest<AppState> for GitHubDelivery {
         let event = WebhookEvent::parse(&event_name, &payload)
             .map_err(|e| ApiError::BadRequest(format!("{event_name} payload: {e}")))?;
         Ok(GitHubDelivery {
+            body_sha256: hoist_domain::github::body_digest(&body),
             delivery_id,
             event_name,
             event,
@@ -151,6 +154,7 @@ pub(crate) async fn handle_github_webhook(
         event: &delivery.event_name,
         action,
         repository: repository_of(&delivery.event),
+        body_sha256: &delivery.body_sha256,
     };
     let recorded = state.store().record_webhook(&record, effect).await?;
     tracing::info!(

@@ -35,6 +35,8 @@ pub struct Delivery<'a> {
     pub event: &'a str,
     pub action: Option<&'a str>,
     pub repository: Option<&'a str>,
+    /// `hoist_domain::github::body_digest` of the verified body.
+    pub body_sha256: &'a str,
 }
 
 /// What a delivery means for hoist, decided by the caller from the event and the config.
@@ -90,7 +92,7 @@ pub struct ReleaseSummary {
 /// A delivery as recorded: the HTTP status and body to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
-    /// True when this delivery id was seen before; nothing new was stored.
+    /// True when this delivery id, or this very body, was seen before: nothing changed.
     pub duplicate: bool,
     pub status: u16,
     pub answer: WebhookAnswer,
@@ -175,14 +177,16 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query_scalar!(
             r#"INSERT INTO deliveries
-                   (source, delivery_id, event, action, repository, outcome, status, response)
-               VALUES ('github', ?1, ?2, ?3, ?4, 'pending', 0, '{}')
+                   (source, delivery_id, event, action, repository, outcome, status, response,
+                    body_sha256)
+               VALUES ('github', ?1, ?2, ?3, ?4, 'pending', 0, '{}', ?5)
                ON CONFLICT (source, delivery_id) DO NOTHING
                RETURNING id AS "id!""#,
             delivery.delivery_id,
             delivery.event,
             delivery.action,
-            delivery.repository
+            delivery.repository,
+            delivery.body_sha256
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -210,53 +214,86 @@ impl Store {
             release: None,
         };
         let mut status = 202u16;
-        match effect {
-            WebhookEffect::Ping => {
-                status = 200;
-                answer.outcome = "pong".to_owned();
-            }
-            WebhookEffect::Ignore(reason) => {
+        // The signature covers the body, not the delivery id: the same signed body under a
+        // new id is a replay (or a copy) of an event already applied, and changes nothing.
+        let acts = !matches!(effect, WebhookEffect::Ping | WebhookEffect::Ignore(_));
+        let replay_of = if acts {
+            sqlx::query_scalar!(
+                "SELECT delivery_id FROM deliveries
+                     WHERE source = 'github' AND body_sha256 = ?1 AND id <> ?2
+                     ORDER BY id LIMIT 1",
+                delivery.body_sha256,
+                id
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            None
+        };
+        let effect = match replay_of {
+            Some(first) => {
                 answer.outcome = "ignored".to_owned();
-                answer.reason = Some(reason.to_owned());
+                answer.reason = Some(format!(
+                    "the same body was delivered before as {first}; a replay changes nothing"
+                ));
+                None
             }
-            WebhookEffect::Release {
-                repository,
-                target,
-                event,
-                resolve_via_api,
-            } => {
-                let (reason, release) = apply_release(
-                    &mut tx,
-                    &target,
-                    repository.as_str(),
+            None => Some(effect),
+        };
+        let duplicate = effect.is_none();
+        match effect {
+            None => {}
+            Some(effect) => match effect {
+                WebhookEffect::Ping => {
+                    status = 200;
+                    answer.outcome = "pong".to_owned();
+                }
+                WebhookEffect::Ignore(reason) => {
+                    answer.outcome = "ignored".to_owned();
+                    answer.reason = Some(reason.to_owned());
+                }
+                WebhookEffect::Release {
+                    repository,
+                    target,
                     event,
                     resolve_via_api,
-                )
-                .await?;
-                answer.reason = reason;
-                answer.release = Some(release);
-            }
-            WebhookEffect::BranchPush {
-                repository,
-                branch,
-                event,
-            } => {
-                let (outcome, reason) =
-                    apply_branch_push(&mut tx, repository.as_str(), branch, event).await?;
-                answer.outcome = outcome.to_owned();
-                answer.reason = Some(reason);
-            }
-            WebhookEffect::TagPush {
-                repository,
-                target,
-                tag,
-                event,
-            } => {
-                let (outcome, reason) =
-                    apply_tag_push(&mut tx, &target, repository.as_str(), tag, event).await?;
-                answer.outcome = outcome.to_owned();
-                answer.reason = Some(reason);
-            }
+                } => {
+                    let applied = apply_release(
+                        &mut tx,
+                        &target,
+                        repository.as_str(),
+                        event,
+                        resolve_via_api,
+                    )
+                    .await?;
+                    if applied.stale {
+                        answer.outcome = "ignored".to_owned();
+                    }
+                    answer.reason = applied.reason;
+                    answer.release = Some(applied.summary);
+                }
+                WebhookEffect::BranchPush {
+                    repository,
+                    branch,
+                    event,
+                } => {
+                    let (outcome, reason) =
+                        apply_branch_push(&mut tx, repository.as_str(), branch, event).await?;
+                    answer.outcome = outcome.to_owned();
+                    answer.reason = Some(reason);
+                }
+                WebhookEffect::TagPush {
+                    repository,
+                    target,
+                    tag,
+                    event,
+                } => {
+                    let (outcome, reason) =
+                        apply_tag_push(&mut tx, &target, repository.as_str(), tag, event).await?;
+                    answer.outcome = outcome.to_owned();
+                    answer.reason = Some(reason);
+                }
+            },
         }
         let response =
             serde_json::to_string(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -273,7 +310,7 @@ impl Store {
         tx.commit().await?;
         self.notify_workers();
         Ok(Recorded {
-            duplicate: false,
+            duplicate,
             status,
             answer,
         })

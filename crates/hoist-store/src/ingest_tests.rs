@@ -126,6 +126,7 @@ impl Fixture {
             event: "release",
             action: Some(event.action.as_str()),
             repository: Some("Codertocat/Hello-World"),
+            body_sha256: id,
         };
         self.store
             .record_webhook(
@@ -147,6 +148,7 @@ impl Fixture {
             event: "push",
             action: None,
             repository: Some("Codertocat/Hello-World"),
+            body_sha256: id,
         };
         self.store
             .record_webhook(

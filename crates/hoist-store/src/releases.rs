@@ -258,23 +258,49 @@ async fn resolve_commit(
     Ok(from_push.map(|commit| (commit, "push")))
 }
 
+/// What recording a release delivery did.
+#[derive(Debug)]
+pub(crate) struct AppliedRelease {
+    pub reason: Option<String>,
+    pub summary: ReleaseSummary,
+    /// The event is older than what hoist holds for the release: nothing changed.
+    pub stale: bool,
+}
+
 /// Records a release delivery: the row, a fresh resolution when the tag was renamed (or
-/// the target that resolved it changed), and the publications brought in line.
+/// the target that resolved it changed), and the publications brought in line. An event
+/// older, in GitHub's own time, than the last one applied changes nothing.
 pub(crate) async fn apply_release(
     conn: &mut SqliteConnection,
     target: &Target,
     repository: &str,
     event: &ReleaseEvent,
     resolve_via_api: bool,
-) -> Result<(Option<String>, ReleaseSummary), StoreError> {
+) -> Result<AppliedRelease, StoreError> {
     let before = sqlx::query!(
-        r#"SELECT state, tag_name, target_commitish, prerelease AS "prerelease: bool", commit_source
+        r#"SELECT id AS "id!", state, tag_name, target_commitish,
+                  prerelease AS "prerelease: bool", commit_source, changed_at
            FROM releases WHERE repository = ? AND github_id = ?"#,
         repository,
         event.release_id
     )
     .fetch_optional(&mut *conn)
     .await?;
+    if let Some(before) = &before
+        && let (Some(held), Some(incoming)) = (&before.changed_at, &event.changed_at)
+        && incoming < held
+    {
+        let release = fetch_release(conn, before.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("release {} vanished", before.id)))?;
+        return Ok(AppliedRelease {
+            reason: Some(format!(
+                "GitHub changed this release at {incoming}, before the change hoist holds ({held}): an older event changes nothing"
+            )),
+            summary: summary(release),
+            stale: true,
+        });
+    }
     let before_state = match &before {
         Some(b) => Some(release_state(&b.state)?),
         None => None,
@@ -283,14 +309,16 @@ pub(crate) async fn apply_release(
     let (state, action) = (after.as_str(), event.action.as_str());
     let id = sqlx::query_scalar!(
         r#"INSERT INTO releases
-               (repository, github_id, tag_name, target_commitish, prerelease, state, last_action)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+               (repository, github_id, tag_name, target_commitish, prerelease, state, last_action,
+                changed_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
            ON CONFLICT (repository, github_id) DO UPDATE SET
                tag_name = excluded.tag_name,
                target_commitish = excluded.target_commitish,
                prerelease = excluded.prerelease,
                state = excluded.state,
                last_action = excluded.last_action,
+               changed_at = ifnull(excluded.changed_at, changed_at),
                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
            RETURNING id AS "id!""#,
         repository,
@@ -299,7 +327,8 @@ pub(crate) async fn apply_release(
         event.target_commitish,
         event.prerelease,
         state,
-        action
+        action,
+        event.changed_at
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -358,14 +387,21 @@ pub(crate) async fn apply_release(
         (ReleaseState::Draft, _) => Some("draft releases are not published".to_owned()),
         _ => None,
     };
-    let summary = ReleaseSummary {
-        id,
+    Ok(AppliedRelease {
+        reason,
+        summary: summary(release),
+        stale: false,
+    })
+}
+
+fn summary(release: ReleaseRow) -> ReleaseSummary {
+    ReleaseSummary {
+        id: release.id,
         tag: release.tag,
         state: release.state.as_str().to_owned(),
         commit: release.commit.map(|c| c.to_string()),
         commit_source: release.commit_source,
-    };
-    Ok((reason, summary))
+    }
 }
 
 impl Store {

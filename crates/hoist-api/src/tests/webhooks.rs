@@ -191,9 +191,10 @@ async fn branch_pushes_and_deleted_tags_are_recorded_as_such() {
         branch.body["reason"],
         format!("branch master at {COMMIT} (1 new commit(s) in push order)")
     );
-    let again = app
-        .send(delivery("push", "p-3", &fixture("push.branch")))
-        .await;
+    // Another push naming the same commit (a new `before`: not a replay of the first).
+    let mut later = fixture("push.branch");
+    later["before"] = json!("1111111111111111111111111111111111111111");
+    let again = app.send(delivery("push", "p-3", &later)).await;
     assert_eq!(
         again.body["reason"],
         format!("branch master at {COMMIT} (0 new commit(s) in push order)"),
@@ -411,4 +412,50 @@ async fn a_body_over_25_mib_is_refused_with_413() {
     let reply = app.send(request).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.body["error"]["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn a_signed_body_replayed_under_a_new_delivery_id_changes_nothing() {
+    let app = app().await;
+    let published = release("published", "v1.0.0", COMMIT);
+    app.send(delivery("release", "r-1", &published)).await;
+    let mut unpublished = release("unpublished", "v1.0.0", COMMIT);
+    unpublished["release"]["updated_at"] = json!("2019-05-16T00:00:00Z");
+    app.send(delivery("release", "r-2", &unpublished)).await;
+
+    // A captured copy of the first delivery, under an id GitHub never sent.
+    let replay = app.send(delivery("release", "forged-9", &published)).await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED);
+    assert_eq!(replay.headers["x-hoist-duplicate"], "true");
+    assert_eq!(replay.body["outcome"], "ignored");
+    assert_eq!(
+        replay.body["reason"],
+        "the same body was delivered before as r-1; a replay changes nothing"
+    );
+    let (releases, _) = app.recorded().await;
+    assert_eq!(releases[0]["state"], "unpublished", "{releases:?}");
+}
+
+#[tokio::test]
+async fn a_release_event_older_than_what_hoist_holds_changes_nothing() {
+    let app = app().await;
+    let mut newer = release("prereleased", "v1.0.0", COMMIT);
+    newer["release"]["prerelease"] = json!(true);
+    newer["release"]["updated_at"] = json!("2019-06-01T00:00:00Z");
+    app.send(delivery("release", "r-1", &newer)).await;
+
+    // Delivered late: GitHub made it before the change above.
+    let mut older = release("released", "v1.0.0", COMMIT);
+    older["release"]["updated_at"] = json!("2019-05-20T00:00:00Z");
+    let late = app.send(delivery("release", "r-2", &older)).await;
+    assert_eq!(late.status, StatusCode::ACCEPTED);
+    assert_eq!(late.body["outcome"], "ignored");
+    assert_eq!(
+        late.body["reason"],
+        "GitHub changed this release at 2019-05-20T00:00:00.000Z, before the change hoist holds \
+         (2019-06-01T00:00:00.000Z): an older event changes nothing"
+    );
+    let (releases, _) = app.recorded().await;
+    assert_eq!(releases[0]["prerelease"], true, "{releases:?}");
+    assert_eq!(releases[0]["last_action"], "prereleased");
 }

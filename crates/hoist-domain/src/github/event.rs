@@ -42,6 +42,9 @@ pub struct ReleaseEvent {
     pub target_commitish: String,
     pub draft: bool,
     pub prerelease: bool,
+    /// When GitHub last changed the release, as far as the payload says: the latest of its
+    /// `updated_at`, `published_at` and `created_at`, normalized to RFC 3339 UTC.
+    pub changed_at: Option<String>,
 }
 
 impl ReleaseEvent {
@@ -110,6 +113,12 @@ struct ReleaseField {
     target_commitish: String,
     draft: bool,
     prerelease: bool,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    published_at: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +167,19 @@ impl WebhookEvent {
                         message: "is empty".to_owned(),
                     });
                 }
+                let times = [
+                    &p.release.updated_at,
+                    &p.release.published_at,
+                    &p.release.created_at,
+                ];
+                let changed_at = times
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| humantime::parse_rfc3339_weak(t).ok())
+                    .max()
+                    .map(|t| humantime::format_rfc3339_millis(t).to_string());
                 WebhookEvent::Release(ReleaseEvent {
+                    changed_at,
                     action: ReleaseAction::parse(&p.action),
                     repository: repo("repository.full_name", &p.repository.full_name)?,
                     release_id: p.release.id,

@@ -2,7 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -67,4 +67,13 @@ fn decode_hex(hex: &[u8]) -> Option<[u8; 32]> {
         out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
     }
     Some(out)
+}
+
+/// The sha256 of a delivery's body, hex: two deliveries with the same body are one event
+/// however their delivery ids differ (the id is not covered by the signature).
+pub fn body_digest(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
