@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hoist_domain::config::Config;
-use hoist_domain::github::{WebhookEvent, verify_signature};
+use hoist_domain::github::{WebhookEvent, find_signer};
 use hoist_store::{Delivery, WebhookEffect};
 use serde_json::json;
 
@@ -67,7 +67,7 @@ impl FromRequest<AppState> for GitHubDelivery {
             .headers
             .get("x-hub-signature-256")
             .map(HeaderValue::as_bytes);
-        verify_signature(&state.config().github.webhook_secrets, signature, &body)
+        let signer = find_signer(state.config(), signature, &body)
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
 
         let event_name = header(&parts.headers, "x-github-event")?.to_owned();
@@ -80,6 +80,11 @@ impl FromRequest<AppState> for GitHubDelivery {
         let payload = json_payload(&parts.headers, &body)?;
         let event = WebhookEvent::parse(&event_name, &payload)
             .map_err(|e| ApiError::BadRequest(format!("{event_name} payload: {e}")))?;
+        // A repository's own secret signs for it alone; the global one for the others.
+        let named = repository_of(&event).and_then(|r| r.parse().ok());
+        signer
+            .check_covers(state.config(), named.as_ref())
+            .map_err(ApiError::Unauthorized)?;
         Ok(GitHubDelivery {
             body_sha256: hoist_domain::github::body_digest(&body),
             delivery_id,

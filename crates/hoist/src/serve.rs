@@ -66,7 +66,12 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
 
     let shutdown = CancellationToken::new();
-    if config.github.webhook_secrets.is_empty() {
+    if config.github.webhook_secrets.is_empty()
+        && config
+            .repositories
+            .iter()
+            .all(|r| r.webhook_secrets.is_empty())
+    {
         tracing::warn!("no github.webhook_secret_env/_file: every webhook will be refused");
     }
     let http = HttpOptions {

@@ -75,6 +75,11 @@ pub struct Reply {
 }
 
 pub async fn app() -> TestApp {
+    app_with("", &[]).await
+}
+
+/// The test app with `extra` appended to its config and `extra_env` among its secrets.
+pub async fn app_with(extra: &str, extra_env: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions {
         url: format!("sqlite://{}/hoist.db", dir.path().display()),
@@ -92,8 +97,13 @@ pub async fn app() -> TestApp {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
     .collect();
-    let config = ConfigFile::parse(CONFIG, "test")
+    let config = ConfigFile::parse(&format!("{CONFIG}{extra}"), "test")
         .unwrap()
         .validate(&env)
         .unwrap();

@@ -459,3 +459,54 @@ async fn a_release_event_older_than_what_hoist_holds_changes_nothing() {
     assert_eq!(releases[0]["prerelease"], true, "{releases:?}");
     assert_eq!(releases[0]["last_action"], "prereleased");
 }
+
+#[tokio::test]
+async fn a_repository_with_its_own_secret_is_signed_for_by_it_alone() {
+    const OWN: &str = "other-repository-secret";
+    let extra = r#"
+[[repository]]
+github = "Codertocat/Other"
+image = "ghcr.io/codertocat/other"
+platforms = ["linux/amd64"]
+webhook_secret_env = "OTHER_SECRET"
+"#;
+    let app = app_with(extra, &[("OTHER_SECRET", OWN)]).await;
+    let signed = |secret: &str, id: &str, body: &Value| {
+        let bytes = body.to_string();
+        Request::post("/webhooks/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", "release")
+            .header("x-github-delivery", id)
+            .header("x-hub-signature-256", sign(secret, bytes.as_bytes()))
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let mut other = release("published", "v1.0.0", COMMIT);
+    other["repository"]["full_name"] = json!("Codertocat/Other");
+    let hello = release("published", "v1.0.0", COMMIT);
+
+    // The global secret no longer speaks for Other.
+    let forged = app.send(signed(SECRET, "d-1", &other)).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{}", forged.body);
+    assert_eq!(
+        forged.body["error"]["message"],
+        "Codertocat/Other has a webhook secret of its own ([[repository]] webhook_secret_env); the global one does not cover it"
+    );
+    // Other's secret speaks for Other only.
+    let crossed = app.send(signed(OWN, "d-2", &hello)).await;
+    assert_eq!(crossed.status, StatusCode::UNAUTHORIZED, "{}", crossed.body);
+    assert!(
+        crossed.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("covers only that repository")),
+        "{}",
+        crossed.body
+    );
+    let (releases, _) = app.recorded().await;
+    assert!(releases.is_empty(), "nothing stored: {releases:?}");
+
+    let own = app.send(signed(OWN, "d-3", &other)).await;
+    assert_eq!(own.status, StatusCode::ACCEPTED, "{}", own.body);
+    let global = app.send(signed(SECRET, "d-4", &hello)).await;
+    assert_eq!(global.status, StatusCode::ACCEPTED, "{}", global.body);
+}

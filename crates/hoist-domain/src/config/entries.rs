@@ -196,6 +196,7 @@ pub(super) fn repository(
         github: github?,
         image,
         sources,
+        webhook_secrets: Vec::new(),
         platforms: platforms?,
         tags: entry.tags.clone(),
         flavor: entry.flavor.clone(),

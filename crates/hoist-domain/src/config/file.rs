@@ -178,6 +178,12 @@ pub struct RepositoryEntry {
     /// in the last segment (`ghcr.io/octo-org/ci-*`). Default: `image` itself.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Environment variable holding this repository's own webhook secret(s), comma-separated
+    /// while rotating. With one, only it signs this repository's deliveries and the global
+    /// `[github]` secret no longer does. Default: none (the global secret covers it).
+    pub webhook_secret_env: Option<String>,
+    /// File holding this repository's webhook secret(s), as for `webhook_secret_env`.
+    pub webhook_secret_file: Option<String>,
 }
 
 fn default_branch() -> String {

@@ -114,6 +114,8 @@ pub struct Repository {
     pub default_branch: String,
     /// Where CI's images may come from; at least `image` itself.
     pub sources: Vec<SourcePattern>,
+    /// This repository's own webhook secrets; empty when the global ones cover it.
+    pub webhook_secrets: Vec<SecretString>,
     /// `tags` and `flavor`, parsed.
     pub tag_policy: TagPolicy,
 }

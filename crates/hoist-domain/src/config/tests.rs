@@ -526,3 +526,40 @@ platforms = ["linux/amd64"]
         ]
     );
 }
+
+#[test]
+fn a_repository_s_own_webhook_secret_is_read_and_checked_like_the_global_one() {
+    let base = r#"
+[[registry]]
+host = "ghcr.io"
+anonymous = true
+[[repository]]
+github = "octo-org/app"
+image = "ghcr.io/octo-org/app"
+platforms = ["linux/amd64"]
+webhook_secret_env = "APP_WEBHOOK_SECRET"
+"#;
+    let config = ConfigFile::parse(base, "t")
+        .unwrap()
+        .validate(&env(&[("APP_WEBHOOK_SECRET", "new, old")]))
+        .unwrap();
+    let secrets: Vec<&str> = config.repositories[0]
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .collect();
+    assert_eq!(secrets, ["new", "old"], "a comma list rotates");
+    let found = problems(base, &env(&[]));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("repository[0].webhook_secret_env: ")),
+        "{found:#?}"
+    );
+    let both = format!("{base}webhook_secret_file = \"/run/secrets/app\"\n");
+    assert_problem(
+        &both,
+        &env(&[("APP_WEBHOOK_SECRET", "x")]),
+        "repository[0].webhook_secret_env: set either webhook_secret_env or webhook_secret_file, not both",
+    );
+}

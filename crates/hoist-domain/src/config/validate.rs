@@ -245,7 +245,18 @@ impl ConfigFile {
             .repository
             .iter()
             .enumerate()
-            .map(|(i, entry)| repository(&mut c, i, entry, &self.registry))
+            .map(|(i, entry)| {
+                let secrets = rotating_secrets(
+                    &mut c,
+                    source,
+                    &format!("repository[{i}]"),
+                    entry.webhook_secret_env.as_deref(),
+                    entry.webhook_secret_file.as_deref(),
+                );
+                let mut repo = repository(&mut c, i, entry, &self.registry)?;
+                repo.webhook_secrets = secrets;
+                Some(repo)
+            })
             .collect();
         check_unique(
             &mut c,
@@ -337,25 +348,13 @@ impl ConfigFile {
 
     fn webhook_secrets(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<SecretString> {
         let gh = &self.github;
-        if gh.webhook_secret_env.is_none() && gh.webhook_secret_file.is_none() {
-            return Vec::new();
-        }
-        let Some(joined) = c.secret(
+        rotating_secrets(
+            c,
             source,
             "github",
-            "webhook_secret",
             gh.webhook_secret_env.as_deref(),
             gh.webhook_secret_file.as_deref(),
-        ) else {
-            return Vec::new();
-        };
-        joined
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| SecretString::from(s.to_owned()))
-            .collect()
+        )
     }
 
     fn ci_tokens(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<Option<CiToken>> {
@@ -441,6 +440,30 @@ impl ConfigFile {
             })
             .collect()
     }
+}
+
+/// A `webhook_secret_env`/`_file` pair of table `table`: none, or a comma-separated list
+/// (several at once while rotating).
+fn rotating_secrets(
+    c: &mut Collector,
+    source: &dyn SecretSource,
+    table: &str,
+    env: Option<&str>,
+    file: Option<&str>,
+) -> Vec<SecretString> {
+    if env.is_none() && file.is_none() {
+        return Vec::new();
+    }
+    let Some(joined) = c.secret(source, table, "webhook_secret", env, file) else {
+        return Vec::new();
+    };
+    joined
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SecretString::from(s.to_owned()))
+        .collect()
 }
 
 /// The same token under two names would make its role or repositories ambiguous.

@@ -12,4 +12,4 @@ mod tests;
 
 pub use crate::state::{ReleaseAction, ReleaseState};
 pub use event::{EventError, PingEvent, PushEvent, ReleaseEvent, WebhookEvent};
-pub use signature::{SignatureError, body_digest, sign, verify_signature};
+pub use signature::{SignatureError, Signer, body_digest, find_signer, sign, verify_signature};

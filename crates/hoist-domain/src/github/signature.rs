@@ -2,6 +2,9 @@
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::RepoName;
+use crate::config::Config;
 use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,4 +79,73 @@ pub fn body_digest(body: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Whose secret signed a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The `[github]` secret: it covers every repository without a secret of its own.
+    Global,
+    /// A `[[repository]]`'s own secret: it covers that repository only.
+    Repository(RepoName),
+}
+
+/// Which configured secret signed `body`: a repository's own, else the global one.
+pub fn find_signer(
+    config: &Config,
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<Signer, SignatureError> {
+    let mut any = false;
+    let keyrings = config
+        .repositories
+        .iter()
+        .map(|r| (Signer::Repository(r.github.clone()), &r.webhook_secrets))
+        .chain([(Signer::Global, &config.github.webhook_secrets)]);
+    for (signer, secrets) in keyrings {
+        if secrets.is_empty() {
+            continue;
+        }
+        any = true;
+        match verify_signature(secrets, header, body) {
+            Ok(()) => return Ok(signer),
+            Err(SignatureError::Mismatch) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Err(if any {
+        SignatureError::Mismatch
+    } else {
+        SignatureError::NoSecret
+    })
+}
+
+impl Signer {
+    /// Refuses a delivery about `repository` signed with a secret that does not cover it.
+    pub fn check_covers(
+        &self,
+        config: &Config,
+        repository: Option<&RepoName>,
+    ) -> Result<(), String> {
+        match (self, repository) {
+            (Signer::Repository(own), Some(named)) if own == named => Ok(()),
+            (Signer::Repository(own), named) => Err(format!(
+                "signed with the webhook secret of {own}, which covers only that repository, not {}",
+                named.map_or(
+                    "an event without a repository".to_owned(),
+                    ToString::to_string
+                )
+            )),
+            (Signer::Global, Some(named))
+                if config
+                    .repository(named)
+                    .is_some_and(|r| !r.webhook_secrets.is_empty()) =>
+            {
+                Err(format!(
+                    "{named} has a webhook secret of its own ([[repository]] webhook_secret_env); the global one does not cover it"
+                ))
+            }
+            (Signer::Global, _) => Ok(()),
+        }
+    }
 }
