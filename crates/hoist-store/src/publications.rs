@@ -186,8 +186,11 @@ pub(crate) async fn ensure_publication(
     .await?
     .rows_affected()
         > 0;
-    let id = sqlx::query_scalar!(
-        r#"SELECT id AS "id!" FROM publications
+    let raw = sqlx::query_as!(
+        RawPublication,
+        r#"SELECT id AS "id!", image, repository, commit_sha AS "commit", release_id, state, step,
+                  error, index_digest, version_tag, created_at, updated_at
+           FROM publications
            WHERE image = ?1 AND commit_sha = ?2 AND ifnull(release_id, 0) = ifnull(?3, 0)"#,
         image,
         commit,
@@ -195,10 +198,7 @@ pub(crate) async fn ensure_publication(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let row = fetch_publication(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("publication {id} vanished")))?;
-    Ok((row, created))
+    Ok((PublicationRow::try_from(raw)?, created))
 }
 
 impl Store {

@@ -114,6 +114,17 @@ pub(crate) async fn sync_release(
     let release = fetch_release(conn, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} vanished")))?;
+    sync_release_row(conn, &release, target, before).await
+}
+
+/// [`sync_release`] for a release row the caller just read.
+async fn sync_release_row(
+    conn: &mut SqliteConnection,
+    release: &ReleaseRow,
+    target: &Target,
+    before: Before<'_>,
+) -> Result<(), StoreError> {
+    let release_id = release.id;
     let live = release.state == ReleaseState::Published;
     let flag_on = before.prerelease == Some(false) && release.prerelease;
     let flag_off = before.prerelease == Some(true) && !release.prerelease;
@@ -307,7 +318,14 @@ pub(crate) async fn apply_release(
     };
     let after = event.state_after(before_state);
     let (state, action) = (after.as_str(), event.action.as_str());
-    let id = sqlx::query_scalar!(
+    // A renamed tag names another commit, maybe; so may a new target when the target was
+    // what resolved it. Either way the old resolution no longer holds.
+    let stale = before.as_ref().is_some_and(|b| {
+        b.tag_name != event.tag_name
+            || (b.target_commitish != event.target_commitish
+                && b.commit_source.as_deref() == Some("target_commitish"))
+    });
+    let row = sqlx::query!(
         r#"INSERT INTO releases
                (repository, github_id, tag_name, target_commitish, prerelease, state, last_action,
                 changed_at)
@@ -319,8 +337,11 @@ pub(crate) async fn apply_release(
                state = excluded.state,
                last_action = excluded.last_action,
                changed_at = ifnull(excluded.changed_at, changed_at),
+               commit_sha = CASE WHEN ?9 THEN NULL ELSE commit_sha END,
+               commit_source = CASE WHEN ?9 THEN NULL ELSE commit_source END,
                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-           RETURNING id AS "id!""#,
+           RETURNING id AS "id!", commit_sha AS "commit_sha?"
+        "#,
         repository,
         event.release_id,
         event.tag_name,
@@ -328,37 +349,21 @@ pub(crate) async fn apply_release(
         event.prerelease,
         state,
         action,
-        event.changed_at
+        event.changed_at,
+        stale
     )
     .fetch_one(&mut *conn)
     .await?;
+    let id = row.id;
 
-    // A renamed tag names another commit, maybe; so may a new target when the target was
-    // what resolved it. Either way the old resolution no longer holds.
-    let stale = before.as_ref().is_some_and(|b| {
-        b.tag_name != event.tag_name
-            || (b.target_commitish != event.target_commitish
-                && b.commit_source.as_deref() == Some("target_commitish"))
-    });
-    if stale {
-        sqlx::query!(
-            "UPDATE releases SET commit_sha = NULL, commit_source = NULL WHERE id = ?",
-            id
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    let known = sqlx::query_scalar!("SELECT commit_sha FROM releases WHERE id = ?", id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if known.is_none()
+    if row.commit_sha.is_none()
         && let Some((found, from)) = resolve_commit(conn, repository, event).await?
     {
         sqlx::query!(
             "UPDATE releases SET commit_sha = ?, commit_source = ? WHERE id = ?",
             found,
             from,
-            id
+            row.id
         )
         .execute(&mut *conn)
         .await?;
@@ -367,11 +372,10 @@ pub(crate) async fn apply_release(
         prerelease: before.as_ref().map(|b| b.prerelease),
         tag: before.as_ref().map(|b| b.tag_name.as_str()),
     };
-    sync_release(conn, id, target, changed).await?;
-
     let release = fetch_release(conn, id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {id} vanished")))?;
+    sync_release_row(conn, &release, target, changed).await?;
     let reason = match (release.state, &release.commit) {
         (ReleaseState::Published, None) if resolve_via_api => {
             enqueue(conn, &Job::ResolveRelease { release_id: id }).await?;

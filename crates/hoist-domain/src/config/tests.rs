@@ -556,6 +556,17 @@ webhook_secret_env = "APP_WEBHOOK_SECRET"
             .any(|p| p.starts_with("repository[0].webhook_secret_env: ")),
         "{found:#?}"
     );
+    assert_problem(
+        base,
+        &env(&[("APP_WEBHOOK_SECRET", " , ")]),
+        "repository[0].webhook_secret_env: holds no secret, only commas or blanks",
+    );
+    let shared = format!("[github]\nwebhook_secret_env = \"GLOBAL\"\n{base}");
+    assert_problem(
+        &shared,
+        &env(&[("GLOBAL", "one, two"), ("APP_WEBHOOK_SECRET", "two")]),
+        "repository[0].webhook_secret_env: is also a webhook secret of github; a repository's secret must be its own",
+    );
     let both = format!("{base}webhook_secret_file = \"/run/secrets/app\"\n");
     assert_problem(
         &both,

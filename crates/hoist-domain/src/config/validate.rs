@@ -258,6 +258,7 @@ impl ConfigFile {
                 Some(repo)
             })
             .collect();
+        check_webhook_secrets_distinct(&mut c, &webhook_secrets, &repositories);
         check_unique(
             &mut c,
             "repository",
@@ -457,13 +458,49 @@ fn rotating_secrets(
     let Some(joined) = c.secret(source, table, "webhook_secret", env, file) else {
         return Vec::new();
     };
-    joined
+    let secrets: Vec<SecretString> = joined
         .expose_secret()
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| SecretString::from(s.to_owned()))
-        .collect()
+        .collect();
+    if secrets.is_empty() {
+        let key = if env.is_some() { "env" } else { "file" };
+        c.push(
+            format!("{table}.webhook_secret_{key}"),
+            "holds no secret, only commas or blanks",
+        );
+    }
+    secrets
+}
+
+/// A webhook secret shared by two keyrings would let either sign for the other: each
+/// repository's own secret must be its own.
+fn check_webhook_secrets_distinct(
+    c: &mut Collector,
+    global: &[SecretString],
+    repos: &[Option<Repository>],
+) {
+    let mut seen: Vec<(&str, String)> = global
+        .iter()
+        .map(|s| (s.expose_secret(), "github".to_owned()))
+        .collect();
+    for (i, repo) in repos.iter().enumerate() {
+        let Some(repo) = repo else { continue };
+        for secret in &repo.webhook_secrets {
+            let here = format!("repository[{i}]");
+            if let Some((_, other)) = seen.iter().find(|(s, _)| *s == secret.expose_secret()) {
+                c.push(
+                    format!("{here}.webhook_secret_env"),
+                    format!(
+                        "is also a webhook secret of {other}; a repository's secret must be its own"
+                    ),
+                );
+            }
+            seen.push((secret.expose_secret(), here));
+        }
+    }
 }
 
 /// The same token under two names would make its role or repositories ambiguous.
