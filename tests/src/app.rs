@@ -344,6 +344,21 @@ sources = ["{staging_host}/ci/app"]
         self.pipeline.step().await.expect("the queue answers")
     }
 
+    /// Starts the next due job in the background and returns once it is uploading its
+    /// first blob to the target (hold uploads with a `Fault::Delay` rule first): the moment
+    /// to drop the worker or to change the world under it.
+    pub fn step_until_first_upload(&self) -> tokio::task::JoinHandle<bool> {
+        let pipeline = self.pipeline.clone();
+        let worker = tokio::spawn(async move { pipeline.step().await.expect("the queue answers") });
+        crate::wait_until("the first upload", Duration::from_secs(20), || {
+            self.target_proxy
+                .seen()
+                .iter()
+                .any(|s| s.path.contains("/blobs/uploads/"))
+        });
+        worker
+    }
+
     /// Steps the workers until no job is due. Returns how many jobs ran.
     pub async fn run_jobs(&self) -> usize {
         let mut ran = 0;

@@ -97,14 +97,7 @@ async fn a_worker_dropped_mid_upload_is_taken_up_again_after_a_restart() {
 
     // The worker is dropped while its first upload hangs: a crash, as far as the store
     // can tell.
-    let pipeline = w.pipeline.clone();
-    let worker = tokio::spawn(async move { pipeline.step().await });
-    hoist_tests::wait_until("the first upload", Duration::from_secs(20), || {
-        w.target_proxy
-            .seen()
-            .iter()
-            .any(|s| s.path.contains("/blobs/uploads/"))
-    });
+    let worker = w.step_until_first_upload();
     worker.abort();
     let _ = worker.await;
     assert_eq!(
@@ -227,17 +220,10 @@ async fn a_release_deleted_while_its_publication_copies_gets_no_floating_tag() {
     });
     w.report_both(COMMIT_A, &tag_ref("v2.0.0")).await;
     w.release("published", 2, "v2.0.0", "master", false).await;
-    let pipeline = w.pipeline.clone();
-    let worker = tokio::spawn(async move { pipeline.step().await });
-    hoist_tests::wait_until("the copy to start", Duration::from_secs(20), || {
-        w.target_proxy
-            .seen()
-            .iter()
-            .any(|s| s.path.contains("/blobs/uploads/"))
-    });
+    let worker = w.step_until_first_upload();
     // Deleted on GitHub while its images are still being copied.
     w.release("deleted", 2, "v2.0.0", "master", false).await;
-    assert!(worker.await.expect("the worker").expect("the step"));
+    assert!(worker.await.expect("the worker"));
     w.run_jobs().await;
 
     let tags = w.tags().await;
@@ -472,20 +458,13 @@ async fn a_release_renamed_while_it_copies_publishes_only_its_new_name() {
     });
     // Its target is the commit itself, so the new name resolves to the same commit at once.
     w.release("published", 1, "v1.0.0", COMMIT_A, false).await;
-    let pipeline = w.pipeline.clone();
-    let worker = tokio::spawn(async move { pipeline.step().await });
-    hoist_tests::wait_until("the copy to start", Duration::from_secs(20), || {
-        w.target_proxy
-            .seen()
-            .iter()
-            .any(|s| s.path.contains("/blobs/uploads/"))
-    });
+    let worker = w.step_until_first_upload();
     w.deliver(
         "release",
         &release_edited(1, "v1.0.0", "v1.0.1", COMMIT_A, false),
     )
     .await;
-    assert!(worker.await.expect("the worker").expect("the step"));
+    assert!(worker.await.expect("the worker"));
     w.run_jobs().await;
 
     let tags = w.tags().await;
