@@ -26,11 +26,14 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::image::{Layout, noise, raw_manifest, sha256};
+use crate::oidc::Issuer;
 use crate::{Proxy, Registry, fixture};
 
 pub const SECRET: &str = "in-process-webhook-secret";
 pub const CI_TOKEN: &str = "in-process-ci-token-0123456789";
 pub const API_TOKEN: &str = "in-process-api-token-0123456789";
+/// The GitHub REST API token, for a [`crate::FakeGitHub`] the test starts.
+pub const GH_API_TOKEN: &str = "in-process-github-api-token";
 pub const REPOSITORY: &str = "Codertocat/Hello-World";
 
 /// Two commits, each built for linux/amd64 and linux/arm64.
@@ -63,6 +66,8 @@ pub struct World {
     staging_host: String,
     /// One set of images per commit, by commit.
     pub builds: BTreeMap<&'static str, Built>,
+    /// The GitHub Actions OIDC issuer hoist trusts; [`World::report`] uses its tokens.
+    pub issuer: Issuer,
     deliveries: AtomicUsize,
     _target: Registry,
     _staging: Registry,
@@ -88,6 +93,12 @@ impl World {
 
     /// The same, with `extra` appended to the `[[repository]]` table (`tags = [...]`).
     pub async fn with_repository(extra: &str) -> World {
+        World::with_config("", extra).await
+    }
+
+    /// The same, with `github` appended to the `[github]` table (`api_url = ...`; the token
+    /// env var `GH_TOKEN` holds [`GH_API_TOKEN`]) and `extra` to the `[[repository]]` table.
+    pub async fn with_config(github: &str, extra: &str) -> World {
         // The registries and skopeo are driven with blocking calls: off the runtime.
         let (staging, target, target_proxy, layout, builds) =
             tokio::task::spawn_blocking(start_registries)
@@ -96,10 +107,14 @@ impl World {
         let target_host = target_proxy.host();
         let staging_host = staging.host();
 
+        let issuer = Issuer::start();
+        let oidc = issuer.config_lines();
         let config = format!(
             r#"
 [github]
 webhook_secret_env = "SECRET"
+{oidc}
+{github}
 [[ci_token]]
 name = "ci"
 token_env = "CI_TOKEN"
@@ -128,6 +143,7 @@ sources = ["{staging_host}/ci/app"]
             ("SECRET", SECRET),
             ("CI_TOKEN", CI_TOKEN),
             ("API_TOKEN", API_TOKEN),
+            ("GH_TOKEN", GH_API_TOKEN),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -208,6 +224,7 @@ sources = ["{staging_host}/ci/app"]
             target_host,
             staging_host,
             builds,
+            issuer,
             deliveries: AtomicUsize::new(0),
             _target: target,
             _staging: staging,
@@ -305,9 +322,37 @@ sources = ["{staging_host}/ci/app"]
         self.deliver("push", &body).await
     }
 
-    /// CI reports `commit`'s image for `platform` (`amd64` or `arm64`) built at `git_ref`
-    /// (none when empty).
+    /// A GitHub Actions run at `git_ref` reports `commit`'s image for `platform` (`amd64`
+    /// or `arm64`) with its OIDC token, so GitHub signed the ref. With an empty `git_ref`, CI
+    /// says no ref and reports with the static token instead.
     pub async fn report(&self, commit: &str, git_ref: &str, platform: &str) -> Reply {
+        let bearer = if git_ref.is_empty() {
+            CI_TOKEN.to_owned()
+        } else {
+            self.issuer.token_for(REPOSITORY, commit, git_ref)
+        };
+        self.report_as(&bearer, &self.report_body(commit, git_ref, platform))
+            .await
+    }
+
+    /// The same report under the static `[[ci_token]]`: its ref is only a claim.
+    pub async fn report_claimed(&self, commit: &str, git_ref: &str, platform: &str) -> Reply {
+        self.report_as(CI_TOKEN, &self.report_body(commit, git_ref, platform))
+            .await
+    }
+
+    /// POSTs `body` to `/v1/builds` with `Authorization: Bearer {bearer}`.
+    pub async fn report_as(&self, bearer: &str, body: &Value) -> Reply {
+        let request = Request::post("/v1/builds")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(request).await
+    }
+
+    /// The body CI posts for `commit`'s image for `platform` built at `git_ref`.
+    pub fn report_body(&self, commit: &str, git_ref: &str, platform: &str) -> Value {
         let built = &self.builds[commit];
         let digest = match platform {
             "amd64" => &built.amd64,
@@ -323,12 +368,7 @@ sources = ["{staging_host}/ci/app"]
         if !git_ref.is_empty() {
             body["ref"] = json!(git_ref);
         }
-        let request = Request::post("/v1/builds")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {CI_TOKEN}"))
-            .body(Body::from(body.to_string()))
-            .expect("request");
-        self.send(request).await
+        body
     }
 
     /// Both platforms of `commit`, reported for `git_ref`.
@@ -386,6 +426,16 @@ sources = ["{staging_host}/ci/app"]
         let reply = self.send(request).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
         reply.body
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let request = Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request");
+        let reply = self.send(request).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.body.as_str().expect("metrics are text").to_owned()
     }
 
     /// An operator's POST with no body.
@@ -507,6 +557,27 @@ sources = ["{staging_host}/ci/app"]
 
     /// [`World::finish`] for a scenario where `failed` jobs ran out of attempts on purpose.
     pub async fn finish_with_failed_jobs(&self, failed: usize) {
+        self.finish_with(failed, 0).await;
+    }
+
+    /// [`World::finish`], but `parked` publications may be left waiting in the wait step
+    /// with the reason they wait (a signed fact that has not come), no job of theirs queued.
+    pub async fn finish_with_parked(&self, parked: usize) {
+        let waiting: Vec<Value> = self
+            .publications()
+            .await
+            .into_iter()
+            .filter(|p| p["state"] == "waiting")
+            .collect();
+        assert_eq!(waiting.len(), parked, "waiting publications: {waiting:?}");
+        for p in &waiting {
+            assert_eq!(p["step"], "wait", "{p}");
+            assert!(p["error"].is_string(), "a parked publication says why: {p}");
+        }
+        self.finish_with(0, parked).await;
+    }
+
+    async fn finish_with(&self, failed: usize, parked: usize) {
         let unfinished = self.store.unfinished_jobs().await.expect("jobs");
         let pending: Vec<_> = unfinished
             .iter()
@@ -520,8 +591,9 @@ sources = ["{staging_host}/ci/app"]
             .into_iter()
             .filter(|p| matches!(p["state"].as_str(), Some("waiting" | "running")))
             .collect();
-        assert!(
-            stranded.is_empty(),
+        assert_eq!(
+            stranded.len(),
+            parked,
             "publications not at rest: {stranded:?}"
         );
         for (tag, digest) in self.tags().await {

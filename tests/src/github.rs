@@ -34,8 +34,9 @@ pub fn deliver_webhook(
         .send()
 }
 
-/// A stand-in for the one GitHub REST endpoint hoist calls,
-/// `GET /repos/{owner}/{repo}/commits/{ref}`: it answers from the tags it was given, wants
+/// A stand-in for the GitHub REST endpoints hoist calls,
+/// `GET /repos/{owner}/{repo}/commits/{ref}` and `GET /repos/{owner}/{repo}/compare/{base}...{head}`:
+/// it answers from the tags and branches it was given, wants
 /// `Authorization: Bearer <token>` like GitHub, and counts what it was asked. No package
 /// provides GitHub's API, so this is the test's own, kept to what GitHub documents.
 #[derive(Debug)]
@@ -47,6 +48,8 @@ pub struct FakeGitHub {
 #[derive(Debug, Default)]
 struct FakeState {
     commits: std::collections::HashMap<String, String>,
+    /// Commits on each branch, oldest first.
+    branches: std::collections::HashMap<String, Vec<String>>,
     requests: Vec<String>,
 }
 
@@ -83,11 +86,27 @@ impl FakeGitHub {
                     let mut state = shared.lock().expect("fake GitHub state");
                     state.requests.push(path.clone());
                     let tag = path.rsplit_once("/commits/").map(|(_, tag)| tag.to_owned());
+                    let compare = path
+                        .rsplit_once("/compare/")
+                        .and_then(|(_, c)| c.split_once("..."))
+                        .map(|(base, head)| (base.to_owned(), head.to_owned()));
                     match (authorized, tag.and_then(|t| state.commits.get(&t).cloned())) {
                         (false, _) => (
                             "401 Unauthorized",
                             r#"{"message":"Bad credentials"}"#.to_owned(),
                         ),
+                        // Compare the branch (base) with a commit (head): `behind` when the
+                        // branch descends from it, `identical` at its head, else `diverged`.
+                        (true, _) if compare.is_some() => {
+                            let (base, head) = compare.unwrap_or_default();
+                            let on = state.branches.get(&base).cloned().unwrap_or_default();
+                            let status = match on.iter().position(|c| *c == head) {
+                                Some(at) if at + 1 == on.len() => "identical",
+                                Some(_) => "behind",
+                                None => "diverged",
+                            };
+                            ("200 OK", format!(r#"{{"status":"{status}","ahead_by":0}}"#))
+                        }
                         (true, Some(sha)) => (
                             "200 OK",
                             format!(r#"{{"sha":"{sha}","commit":{{"message":"release"}}}}"#),
@@ -120,6 +139,17 @@ impl FakeGitHub {
             .expect("fake GitHub state")
             .commits
             .insert(tag.to_owned(), sha.to_owned());
+    }
+
+    /// Puts `commits` (oldest first) on `branch`.
+    pub fn add_branch_commits(&self, branch: &str, commits: &[&str]) {
+        self.state
+            .lock()
+            .expect("fake GitHub state")
+            .branches
+            .entry(branch.to_owned())
+            .or_default()
+            .extend(commits.iter().map(|c| (*c).to_owned()));
     }
 
     /// The paths asked so far.

@@ -8,6 +8,7 @@
 //! - [`image`]: test images as OCI layouts, pushed and inspected with `skopeo`.
 //! - [`Proxy`]: a recording, fault-injecting HTTP proxy in front of a registry.
 //! - [`TokenIssuer`]: a JWT token service for registries in `auth: token` mode.
+//! - [`oidc::Issuer`]: a GitHub Actions OIDC issuer (keys, JWKS, tokens with GitHub's claims).
 //! - [`Caddy`]: Caddy (Debian package `caddy`) running `deploy/Caddyfile` in front of hoist.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
@@ -17,6 +18,7 @@ mod caddy;
 mod github;
 mod hoist;
 pub mod image;
+pub mod oidc;
 pub mod proxy;
 mod registry;
 pub mod token;

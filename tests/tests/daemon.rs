@@ -260,7 +260,7 @@ fn migrate_creates_the_schema_and_is_idempotent() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("database schema is up to date"), "{stderr}");
-        assert!(stderr.contains("migrations=2"), "{stderr}");
+        assert!(stderr.contains("migrations=3"), "{stderr}");
     }
     assert!(dir.path().join("state/ledger.db").is_file());
 }

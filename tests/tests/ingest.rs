@@ -1,8 +1,10 @@
 //! The two ingress doors of a running hoist, over HTTP: signed GitHub deliveries (real
 //! example payloads) and CI build reports, in either order.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use hoist_tests::oidc::Issuer;
 use hoist_tests::{Hoist, deliver_webhook, free_port, http};
 use serde_json::{Value, json};
 
@@ -12,14 +14,22 @@ const API_TOKEN: &str = "e2e-api-token-0123456789";
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
+/// The GitHub Actions OIDC issuer every hoist of this file trusts.
+fn issuer() -> &'static Issuer {
+    static ISSUER: OnceLock<Issuer> = OnceLock::new();
+    ISSUER.get_or_init(Issuer::start)
+}
+
 fn start() -> Hoist {
     let listen = format!("127.0.0.1:{}", free_port());
+    let oidc = issuer().config_lines();
     let config = format!(
         r#"
 [server]
 listen = "{listen}"
 [github]
 webhook_secret_env = "SECRET"
+{oidc}
 [[ci_token]]
 name = "ci"
 token_env = "CI_TOKEN"
@@ -71,9 +81,12 @@ fn report_build(hoist: &Hoist, platform: &str) -> (u16, Value) {
         "platform": platform,
         "image": format!("registry.example.test:5000/ci/hello-world@{DIGEST}"),
     });
+    // A run of the tag, with the OIDC token GitHub gave it: the hoist process fetches the
+    // issuer's keys over HTTP and checks it.
+    let token = issuer().token_for("Codertocat/Hello-World", COMMIT, "refs/tags/v1.0.0");
     let response = http()
         .post(hoist.url("/v1/builds"))
-        .bearer_auth(CI_TOKEN)
+        .bearer_auth(token)
         .json(&body)
         .send()
         .expect("report build");
@@ -101,7 +114,7 @@ fn release_v1(action: &str) -> Value {
 }
 
 #[test]
-fn a_release_published_before_its_builds_is_resolved_by_the_build_report() {
+fn a_release_published_before_its_builds_is_resolved_by_an_oidc_signed_build_report() {
     let mut hoist = start();
     let (status, answer) = deliver(&hoist, "release", "d-1", &release_v1("published"));
     assert_eq!(status, 202, "{answer}");
@@ -109,7 +122,7 @@ fn a_release_published_before_its_builds_is_resolved_by_the_build_report() {
         answer["reason"]
             .as_str()
             .expect("reason")
-            .starts_with("waiting for the commit of tag v1.0.0")
+            .starts_with("commit of v1.0.0 not yet confirmed by GitHub")
     );
 
     let (status, answer) = report_build(&hoist, "linux/amd64");
@@ -118,7 +131,7 @@ fn a_release_published_before_its_builds_is_resolved_by_the_build_report() {
     let listed = releases(&hoist);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["commit"], COMMIT);
-    assert_eq!(listed[0]["commit_source"], "build");
+    assert_eq!(listed[0]["commit_source"], "oidc");
 
     // GitHub redelivers: same answer, nothing new.
     let (status, again) = deliver(&hoist, "release", "d-1", &release_v1("published"));
@@ -133,7 +146,7 @@ fn builds_reported_before_the_release_resolve_it_on_arrival_and_survive_a_restar
     report_build(&hoist, "linux/amd64");
     report_build(&hoist, "linux/arm64");
     let (_, answer) = deliver(&hoist, "release", "d-2", &release_v1("published"));
-    assert_eq!(answer["release"]["commit_source"], "build");
+    assert_eq!(answer["release"]["commit_source"], "oidc");
 
     // Everything is in the database: a restarted hoist on the same folder still knows.
     let listen = hoist.url("").trim_start_matches("http://").to_owned();

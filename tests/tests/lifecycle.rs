@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hoist_tests::app::{COMMIT_A, COMMIT_B, COMMIT_C, World, release_edited};
+use hoist_tests::app::{COMMIT_A, COMMIT_B, COMMIT_C, REPOSITORY, World, release_edited};
 use hoist_tests::{Fault, Rule};
 
 fn tag_ref(tag: &str) -> String {
@@ -593,6 +593,12 @@ async fn a_build_from_outside_the_sources_is_not_copied_even_if_it_was_recorded(
         default_branch: "main".to_owned(),
     };
     let digests = w.builds[COMMIT_A].clone();
+    let claims: hoist_domain::ci::ActionsClaims =
+        serde_json::from_value(w.issuer.claims(REPOSITORY, COMMIT_A, &tag_ref("v1.0.0")))
+            .expect("claims");
+    let signed = hoist_domain::ci::Provenance::Signed {
+        identity: (&claims).into(),
+    };
     for (platform, digest) in [
         ("linux/amd64", &digests.amd64),
         ("linux/arm64", &digests.arm64),
@@ -610,7 +616,7 @@ async fn a_build_from_outside_the_sources_is_not_copied_even_if_it_was_recorded(
             .expect("image"),
         };
         w.store
-            .record_build(&target, &report, "ci")
+            .record_build(&target, &report, &signed)
             .await
             .expect("recorded");
     }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hoist_tests::image::{Layout, noise, raw_manifest};
+use hoist_tests::oidc::Issuer;
 use hoist_tests::{
     FakeGitHub, Fault, Hoist, Proxy, Registry, Rule, deliver_webhook, free_port, http,
 };
@@ -33,6 +34,17 @@ struct World {
     /// CI's own two-platform index of the same images.
     index: String,
     _layout: Layout,
+}
+
+/// The GitHub Actions OIDC issuer every hoist of this file trusts: CI reports with its
+/// tokens, so the refs they name are facts GitHub signed.
+fn issuer() -> &'static Issuer {
+    static ISSUER: std::sync::OnceLock<Issuer> = std::sync::OnceLock::new();
+    ISSUER.get_or_init(Issuer::start)
+}
+
+fn oidc_token(commit: &str, git_ref: &str) -> String {
+    issuer().token_for("Codertocat/Hello-World", commit, git_ref)
 }
 
 fn world() -> World {
@@ -77,6 +89,7 @@ fn world_configured(
 listen = "{listen}"
 [github]
 webhook_secret_env = "SECRET"
+{oidc}
 {extra}
 [[ci_token]]
 name = "ci"
@@ -104,6 +117,7 @@ image = "{target_host}/codertocat/hello-world"
 platforms = ["linux/amd64", "linux/arm64"]
 sources = ["{staging}/ci/app", "{proxy}/ci/app"]
 "#,
+        oidc = issuer().config_lines(),
         staging = staging.host(),
         proxy = proxy
             .as_ref()
@@ -150,7 +164,7 @@ impl World {
         });
         let response = http()
             .post(self.hoist.url("/v1/builds"))
-            .bearer_auth(CI_TOKEN)
+            .bearer_auth(oidc_token(commit, git_ref))
             .json(&body)
             .send()
             .expect("report");
@@ -671,7 +685,7 @@ fn an_index_reported_by_ci_counts_for_each_of_its_platforms() {
     });
     let response = http()
         .post(w.hoist.url("/v1/builds"))
-        .bearer_auth(CI_TOKEN)
+        .bearer_auth(oidc_token(COMMIT, "refs/tags/v1.2.3"))
         .json(&body)
         .send()
         .expect("report");

@@ -30,6 +30,13 @@ struct Args {
     layer_mib: usize,
 }
 
+/// CI reports with GitHub Actions OIDC tokens from this issuer, so the tag it names is a
+/// fact that resolves the release.
+fn issuer() -> &'static hoist_tests::oidc::Issuer {
+    static ISSUER: std::sync::OnceLock<hoist_tests::oidc::Issuer> = std::sync::OnceLock::new();
+    ISSUER.get_or_init(hoist_tests::oidc::Issuer::start)
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -37,9 +44,10 @@ fn median(mut values: Vec<Duration>) -> Duration {
 
 fn config(listen: &str, registries: &[String], repositories: &[(String, String)]) -> String {
     let mut text = format!(
-        "[server]\nlisten = \"{listen}\"\n[github]\nwebhook_secret_env = \"SECRET\"\n\
+        "[server]\nlisten = \"{listen}\"\n[github]\nwebhook_secret_env = \"SECRET\"\n{oidc}\
          [[ci_token]]\nname = \"ci\"\ntoken_env = \"CI_TOKEN\"\nrepositories = [\"bench/*\"]\n\
-         [[api_token]]\nname = \"ops\"\ntoken_env = \"API_TOKEN\"\n"
+         [[api_token]]\nname = \"ops\"\ntoken_env = \"API_TOKEN\"\n",
+        oidc = issuer().config_lines()
     );
     for host in registries {
         text.push_str(&format!(
@@ -87,7 +95,7 @@ fn report(hoist: &Hoist, github: &str, commit: &str, tag: &str, platform: &str, 
     let body = json!({"repository": github, "commit": commit, "ref": format!("refs/tags/{tag}"), "platform": platform, "image": image});
     let response = http()
         .post(hoist.url("/v1/builds"))
-        .bearer_auth(CI_TOKEN)
+        .bearer_auth(issuer().token_for(github, commit, &format!("refs/tags/{tag}")))
         .json(&body)
         .send()
         .expect("report");

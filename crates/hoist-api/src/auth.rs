@@ -1,11 +1,14 @@
 //! Bearer-token extractors: `CiCaller` for `POST /v1/builds`, `Operator` for the REST API.
-//! Tokens are looked up in constant time (`Config::ci_token`, `Config::api_token`).
+//! Static tokens are looked up in constant time (`Config::ci_token`, `Config::api_token`);
+//! a JWT on `POST /v1/builds` is a GitHub Actions OIDC token, checked by [`crate::oidc`].
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use hoist_domain::ci::ActionsClaims;
 use hoist_domain::config::{CiToken, Role};
 
+use crate::oidc::{OidcError, looks_like_jwt};
 use crate::{ApiError, AppState};
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -26,10 +29,12 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         })
 }
 
-/// A CI token holder; which repositories it may report for is in `token`.
+/// Who is reporting a build: a static CI token (its `ref` is a claim), or a GitHub Actions
+/// run whose OIDC token GitHub signed.
 #[derive(Debug, Clone)]
-pub struct CiCaller {
-    pub token: CiToken,
+pub enum CiCaller {
+    Token(CiToken),
+    Actions(Box<ActionsClaims>),
 }
 
 impl FromRequestParts<AppState> for CiCaller {
@@ -40,13 +45,26 @@ impl FromRequestParts<AppState> for CiCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let presented = bearer(parts)?;
-        let token = state
-            .config()
-            .ci_token(presented)
-            .ok_or_else(|| ApiError::Unauthorized("unknown CI token".to_owned()))?;
-        Ok(CiCaller {
-            token: token.clone(),
-        })
+        if let Some(token) = state.config().ci_token(presented) {
+            return Ok(CiCaller::Token(token.clone()));
+        }
+        if !looks_like_jwt(presented) {
+            return Err(ApiError::Unauthorized("unknown CI token".to_owned()));
+        }
+        let Some(verifier) = state.oidc() else {
+            return Err(ApiError::Unauthorized(
+                "an OIDC token was presented, but this hoist accepts none ([github] oidc_audience is not set)"
+                    .to_owned(),
+            ));
+        };
+        match verifier.verify(presented).await {
+            Ok(claims) => Ok(CiCaller::Actions(Box::new(claims))),
+            Err(OidcError::Invalid(why)) => {
+                tracing::info!(error = %why, "OIDC token refused");
+                Err(ApiError::Unauthorized(format!("OIDC token refused: {why}")))
+            }
+            Err(OidcError::Unavailable(why)) => Err(ApiError::IssuerUnavailable(why)),
+        }
     }
 }
 

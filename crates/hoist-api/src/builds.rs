@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use hoist_domain::RepoName;
 use hoist_domain::build::{self, BuildReportError};
+use hoist_domain::ci::{CiIdentity, Provenance};
 use hoist_store::{BuildOutcome, BuildRow, ReleaseRow};
 use serde_json::{Value, json};
 
@@ -45,11 +46,21 @@ pub(crate) async fn handle_build_report(
     require_json(&headers)?;
     let value = build::parse_json(&body)?;
     let repository = build::reported_repository(&value).map_err(ApiError::from)?;
-    if !caller.token.allows(&repository) {
-        return Err(ApiError::Forbidden(format!(
-            "CI token {:?} may not report builds for {repository}",
-            caller.token.name
-        )));
+    // Who may report for the repository is settled before the rest is judged.
+    match &caller {
+        CiCaller::Token(token) if !token.allows(&repository) => {
+            return Err(ApiError::Forbidden(format!(
+                "CI token {:?} may not report builds for {repository}",
+                token.name
+            )));
+        }
+        CiCaller::Actions(claims) if !claims.is_for(&repository) => {
+            return Err(ApiError::Forbidden(format!(
+                "the OIDC token is for repository {}, not {repository}",
+                claims.repository
+            )));
+        }
+        _ => {}
     }
     let report = build::validate(&value, state.config())?;
     let repo = state
@@ -61,9 +72,28 @@ pub(crate) async fn handle_build_report(
                 report.repository
             ))
         })?;
+    let (report, provenance) = match &caller {
+        CiCaller::Token(token) => (
+            report,
+            Provenance::Claim {
+                token: token.name.clone(),
+            },
+        ),
+        CiCaller::Actions(claims) => {
+            let report = claims
+                .bind(report, repo)
+                .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+            (
+                report,
+                Provenance::Signed {
+                    identity: CiIdentity::from(claims.as_ref()),
+                },
+            )
+        }
+    };
     let outcome = state
         .store()
-        .record_build(&hoist_store::Target::of(repo), &report, &caller.token.name)
+        .record_build(&hoist_store::Target::of(repo), &report, &provenance)
         .await?;
     let (status, build, previous) = match outcome {
         BuildOutcome::Recorded(build) => ("recorded", build, None),
@@ -85,7 +115,13 @@ pub(crate) async fn handle_build_report(
             )));
         }
     };
-    tracing::info!(token = %caller.token.name, build = build.id, status, "build reported");
+    tracing::info!(
+        reported_by = %provenance.reported_by(),
+        signed = provenance.is_signed(),
+        build = build.id,
+        status,
+        "build reported"
+    );
     let mut body = json!({ "status": status, "build": build });
     if let Some(previous) = previous {
         body["previous_digest"] = json!(previous);

@@ -31,6 +31,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     NotReady(&'static str),
+    /// The OIDC issuer's keys could not be read; the detail is for the log.
+    #[error("OIDC keys unavailable: {0}")]
+    IssuerUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,6 +54,9 @@ impl ApiError {
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::IssuerUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable")
+            }
             ApiError::Store(e) if e.is_retryable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -74,6 +80,9 @@ impl IntoResponse for ApiError {
             let message = match status {
                 StatusCode::SERVICE_UNAVAILABLE => match &self {
                     ApiError::NotReady(why) => why,
+                    ApiError::IssuerUnavailable(_) => {
+                        "the OIDC issuer's signing keys could not be fetched; try again"
+                    }
                     _ => "temporarily unavailable, try again",
                 },
                 _ => "internal error",

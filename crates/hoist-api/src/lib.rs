@@ -1,7 +1,8 @@
 //! hoist's HTTP surface.
 //!
-//! Depends on the domain and the store only: a request can verify, persist and enqueue, and
-//! nothing more. Handlers extract, call one store function, and map the result; every error
+//! Depends on the domain and the store: a request can verify, persist and enqueue, and
+//! nothing more. The one peer it reaches is the OIDC issuer, for the keys that verify CI's
+//! tokens ([`oidc`]). Handlers extract, call one store function, and map the result; every error
 //! leaves as the JSON envelope `{"error":{"code":"...","message":"..."}}`.
 
 mod auth;
@@ -12,6 +13,7 @@ mod layers;
 mod ledger;
 mod listing;
 mod metrics;
+pub mod oidc;
 mod openapi;
 mod publications;
 mod webhook;
@@ -68,6 +70,8 @@ struct Inner {
     counters: Arc<PipelineCounters>,
     build: BuildInfo,
     shutdown: CancellationToken,
+    /// Checks GitHub Actions OIDC tokens, when `[github] oidc_audience` is set.
+    oidc: Option<oidc::OidcVerifier>,
 }
 
 impl AppState {
@@ -80,8 +84,10 @@ impl AppState {
         build: BuildInfo,
         shutdown: CancellationToken,
     ) -> Self {
+        let oidc = config.github.oidc.clone().map(oidc::OidcVerifier::new);
         AppState {
             inner: Arc::new(Inner {
+                oidc,
                 config,
                 store,
                 counters,
@@ -106,6 +112,10 @@ impl AppState {
 
     pub fn build(&self) -> &BuildInfo {
         &self.inner.build
+    }
+
+    pub(crate) fn oidc(&self) -> Option<&oidc::OidcVerifier> {
+        self.inner.oidc.as_ref()
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -25,6 +25,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     let jobs = store.job_counts().await?;
     let depth = store.pending_jobs().await?;
     let tags = store.tag_counts().await?;
+    let conflicts = store.claim_conflicts().await?;
     let build = state.build();
 
     let mut out = String::new();
@@ -39,6 +40,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         label(&build.version),
         label(&build.git_sha)
     );
+    let _ = writeln!(
+        out,
+        "# HELP hoist_release_claim_conflicts Releases whose CI-claimed builds contradict the commit GitHub signed."
+    );
+    let _ = writeln!(out, "# TYPE hoist_release_claim_conflicts gauge");
+    let _ = writeln!(out, "hoist_release_claim_conflicts {conflicts}");
     let _ = writeln!(out, "# HELP hoist_publications Publications by state.");
     let _ = writeln!(out, "# TYPE hoist_publications gauge");
     for known in hoist_domain::PublicationState::ALL {

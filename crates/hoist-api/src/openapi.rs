@@ -235,12 +235,18 @@ fn schemas() -> Value {
     let build = object(json!({
         "id": { "type": "integer" }, "repository": string(), "commit": string(), "ref": nullable("string"),
         "platform": nullable("string"), "image": string(), "digest": string(), "reported_by": string(),
+        "ref_source": { "enum": ["claim", "oidc"] },
+        "ci_identity": { "oneOf": [{ "type": "null" }, object(json!({
+            "run_id": string(), "run_attempt": string(), "workflow_ref": string(), "job_workflow_ref": string(),
+            "actor": string(), "event_name": string(), "runner_environment": nullable("string"),
+        }))] },
         "created_at": string(), "updated_at": string(),
     }));
     let release = object(json!({
         "id": { "type": "integer" }, "repository": string(), "github_id": { "type": "integer" }, "tag": string(),
         "target_commitish": string(), "prerelease": { "type": "boolean" }, "state": { "enum": states(hoist_domain::ReleaseState::ALL) },
         "last_action": string(), "commit": nullable("string"), "commit_source": nullable("string"),
+        "detail": nullable("string"), "claim_conflict": nullable("string"),
         "created_at": string(), "updated_at": string(),
     }));
     let tag = object(json!({
@@ -311,7 +317,7 @@ fn operation(endpoint: &Endpoint) -> Value {
     match endpoint.access {
         Access::Public => {}
         Access::GitHubSignature => errors.extend(["400", "401", "413", "415"]),
-        Access::CiToken => errors.extend(["400", "401", "403", "409", "413", "415", "422"]),
+        Access::CiToken => errors.extend(["400", "401", "403", "409", "413", "415", "422", "503"]),
         Access::Operator => errors.extend(["400", "401", "404"]),
         Access::Admin => errors.extend(["401", "403", "404", "409"]),
     }
@@ -367,7 +373,7 @@ pub(crate) fn document(version: &str) -> Value {
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
-                "ciToken": { "type": "http", "scheme": "bearer", "description": "A [[ci_token]] from the config." },
+                "ciToken": { "type": "http", "scheme": "bearer", "description": "A GitHub Actions OIDC token for [github] oidc_audience (its repository, sha and ref bind the report), or a static [[ci_token]] from the config (its ref is a claim)." },
                 "apiToken": { "type": "http", "scheme": "bearer", "description": "An [[api_token]] from the config." },
             },
         },

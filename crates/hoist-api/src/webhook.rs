@@ -119,6 +119,7 @@ fn decide<'a>(config: &'a Config, event: &'a WebhookEvent) -> Option<WebhookEffe
             (Some(repo), None) => match push.branch() {
                 Some(branch) => WebhookEffect::BranchPush {
                     repository: &repo.github,
+                    target: hoist_store::Target::of(repo),
                     branch,
                     event: push,
                 },

@@ -24,6 +24,11 @@ impl BuildReport {
     pub fn tag(&self) -> Option<&str> {
         self.git_ref.as_deref()?.strip_prefix("refs/tags/")
     }
+
+    /// The branch this build was made from, for `refs/heads/*`.
+    pub fn branch(&self) -> Option<&str> {
+        self.git_ref.as_deref()?.strip_prefix("refs/heads/")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod build;
+pub mod ci;
 mod commit;
 pub mod config;
 pub mod github;

@@ -116,9 +116,14 @@ impl fmt::Display for RepoPattern {
     }
 }
 
-/// Case-insensitive match where `*` stands for any run of characters.
+/// Case-insensitive match where `*` stands for any run of characters; `pattern` is
+/// lowercase already.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    let text = text.to_ascii_lowercase();
+    glob(pattern, &text.to_ascii_lowercase())
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters.
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = text.strip_prefix(first) else {

@@ -90,6 +90,43 @@ impl Pipeline {
         }
     }
 
+    /// Why a default-branch publication may not go on yet: no signed fact puts its commit
+    /// on the branch. With `[github] api_url`, GitHub's API is asked (and its answer kept).
+    async fn unconfirmed_on_branch(
+        &self,
+        repo: &Repository,
+        publication: &PublicationRow,
+    ) -> Result<Option<String>, PipelineError> {
+        let (repository, branch, commit) = (
+            repo.github.as_str(),
+            repo.default_branch.as_str(),
+            publication.commit.as_str(),
+        );
+        if self
+            .store
+            .branch_confirmed(repository, branch, commit)
+            .await?
+        {
+            return Ok(None);
+        }
+        if let Some(api) = &self.config.github.api {
+            if crate::github::commit_on_branch(&self.github, api, repository, branch, commit)
+                .await?
+            {
+                self.store
+                    .confirm_branch_from_api(repository, branch, commit)
+                    .await?;
+                return Ok(None);
+            }
+            return Ok(Some(format!(
+                "GitHub's API says commit {commit} is not on {branch}"
+            )));
+        }
+        Ok(Some(format!(
+            "commit {commit} not yet confirmed on {branch} by GitHub: waiting for a signed push of {branch} or a build reported with an OIDC token from a run on {branch}"
+        )))
+    }
+
     async fn publish_steps(
         &self,
         repo: &Repository,
@@ -115,9 +152,25 @@ impl Pipeline {
         }
         let version_tag = release.as_ref().map(|r| r.tag.as_str());
 
-        // 1. Wait until every platform has a build.
+        // 1. Wait until every platform has a build (and, for the default branch, until
+        //    GitHub confirms the commit is on it: CI's claim is not enough).
         *step = Step::Wait;
         let started = self.begin_step(id, *step).await?;
+        if release.is_none()
+            && let Some(why) = self.unconfirmed_on_branch(repo, publication).await?
+        {
+            self.store
+                .advance_publication(
+                    id,
+                    PublicationEvent::BuildsMissing,
+                    Some(Step::Wait),
+                    Some(&why),
+                )
+                .await?;
+            self.end_step(id, *step, started).await?;
+            tracing::info!(publication = id, %why, "publication waiting");
+            return Ok(());
+        }
         let sources = self.sources(repo, publication.commit.as_str()).await?;
         let missing: Vec<String> = repo
             .platforms

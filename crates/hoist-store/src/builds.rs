@@ -3,6 +3,7 @@
 //! default branch gets the branch's publication.
 
 use hoist_domain::build::BuildReport;
+use hoist_domain::ci::{CiIdentity, Provenance};
 use hoist_domain::job::Job;
 use hoist_domain::{CommitSha, Digest, PublicationEvent, PublicationState, RepoName};
 use serde::Serialize;
@@ -10,7 +11,7 @@ use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, ensure_publication, publication_state};
-use crate::releases::resolve_waiting_releases;
+use crate::releases::{note_claim_conflicts, resolve_waiting_releases};
 use crate::{Store, StoreError, Target, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +25,10 @@ pub struct BuildRow {
     pub image: String,
     pub digest: Digest,
     pub reported_by: String,
+    /// `oidc` when GitHub signed the ref (an OIDC token), `claim` under a static CI token.
+    pub ref_source: String,
+    /// The GitHub Actions run that reported it, under an OIDC token.
+    pub ci_identity: Option<CiIdentity>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -38,6 +43,8 @@ struct RawBuild {
     image: String,
     digest: String,
     reported_by: String,
+    ref_source: String,
+    ci_identity: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -55,6 +62,13 @@ impl TryFrom<RawBuild> for BuildRow {
             image: raw.image,
             digest: parsed("digest", &raw.digest)?,
             reported_by: raw.reported_by,
+            ref_source: raw.ref_source,
+            ci_identity: raw
+                .ci_identity
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("a build's ci_identity: {e}")))?,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
@@ -79,7 +93,7 @@ pub enum BuildOutcome {
 
 /// The builds of `commit` changed: its publications to `target` that wait (or stalled)
 /// look again, and a commit built on the default branch gets its branch publication.
-async fn builds_changed(
+pub(crate) async fn builds_changed(
     conn: &mut SqliteConnection,
     target: &Target,
     repository: &str,
@@ -132,12 +146,14 @@ async fn builds_changed(
 
 impl Store {
     /// Records a CI build: new, the same again, a replacement while unpublished, or refused
-    /// because its commit is already being published or was.
+    /// because its commit is already being published or was. Under an OIDC token the
+    /// report's ref is a fact GitHub signed, recorded as such: a tag's commit, or a commit on
+    /// a branch. Under a static token it is a claim that names builds and decides nothing.
     pub async fn record_build(
         &self,
         target: &Target,
         report: &BuildReport,
-        reported_by: &str,
+        provenance: &Provenance,
     ) -> Result<BuildOutcome, StoreError> {
         let repository = report.repository.as_str();
         let commit = report.commit.as_str();
@@ -148,18 +164,35 @@ impl Store {
             .digest()
             .map(|d| d.as_str().to_owned())
             .ok_or_else(|| StoreError::Corrupt("a build image without digest".to_owned()))?;
+        let reported_by = provenance.reported_by();
+        let (ref_source, identity) =
+            match provenance {
+                Provenance::Claim { .. } => ("claim", None),
+                Provenance::Signed { identity } => (
+                    "oidc",
+                    Some(serde_json::to_string(identity).map_err(|e| {
+                        StoreError::Corrupt(format!("serializing a CI identity: {e}"))
+                    })?),
+                ),
+            };
 
         let mut tx = self.writer.begin().await?;
         let existing = fetch_build(&mut tx, repository, commit, platform.as_deref()).await?;
         // Whether the report tells anything new: a ref added to the same image counts, as
-        // it may resolve a release or make the commit a branch build.
+        // it may name a branch build; so does GitHub signing what was only claimed.
         let mut changed = true;
         let outcome = match existing {
             Some(existing) if existing.digest.as_str() == digest && existing.image == image => {
-                if existing.git_ref.is_none() && report.git_ref.is_some() {
+                let signs = provenance.is_signed() && existing.ref_source == "claim";
+                if signs || (existing.git_ref.is_none() && report.git_ref.is_some()) {
                     sqlx::query!(
-                        "UPDATE builds SET git_ref = ? WHERE id = ?",
+                        "UPDATE builds SET git_ref = ifnull(?1, git_ref),
+                             ref_source = CASE WHEN ?2 = 'oidc' THEN 'oidc' ELSE ref_source END,
+                             ci_identity = ifnull(?3, ci_identity)
+                         WHERE id = ?4",
                         report.git_ref,
+                        ref_source,
+                        identity,
                         existing.id
                     )
                     .execute(&mut *tx)
@@ -190,12 +223,15 @@ impl Store {
                 }
                 sqlx::query!(
                     "UPDATE builds SET image = ?, digest = ?, git_ref = ifnull(?, git_ref), reported_by = ?,
+                         ref_source = ?, ci_identity = ?,
                          updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                      WHERE id = ?",
                     image,
                     digest,
                     report.git_ref,
                     reported_by,
+                    ref_source,
+                    identity,
                     existing.id
                 )
                 .execute(&mut *tx)
@@ -210,15 +246,18 @@ impl Store {
             }
             None => {
                 sqlx::query!(
-                    "INSERT INTO builds (repository, commit_sha, git_ref, platform, image, digest, reported_by)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO builds (repository, commit_sha, git_ref, platform, image, digest, reported_by,
+                                         ref_source, ci_identity)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     repository,
                     commit,
                     report.git_ref,
                     platform,
                     image,
                     digest,
-                    reported_by
+                    reported_by,
+                    ref_source,
+                    identity
                 )
                 .execute(&mut *tx)
                 .await?;
@@ -228,10 +267,42 @@ impl Store {
                 BuildOutcome::Recorded(build)
             }
         };
-        // The same images reported for another ref still say what that ref is: a second
-        // tag's release resolves, a default-branch report makes the commit a branch build.
-        if let Some(tag) = report.tag() {
-            resolve_waiting_releases(&mut tx, target, repository, tag, commit, "build").await?;
+        match (provenance.is_signed(), report.tag(), report.branch()) {
+            // GitHub signed it: the tag names this commit (unless a push said otherwise
+            // first), or the commit is on the branch.
+            (true, Some(tag), _) => {
+                sqlx::query!(
+                    "INSERT INTO git_tags (repository, tag, commit_sha, source) VALUES (?, ?, ?, 'oidc')
+                     ON CONFLICT (repository, tag) DO NOTHING",
+                    repository,
+                    tag,
+                    commit
+                )
+                .execute(&mut *tx)
+                .await?;
+                let tagged = sqlx::query_scalar!(
+                    "SELECT commit_sha FROM git_tags WHERE repository = ? AND tag = ?",
+                    repository,
+                    tag
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                resolve_waiting_releases(&mut tx, target, repository, tag, &tagged, "oidc").await?;
+            }
+            (true, None, Some(branch)) => {
+                sqlx::query!(
+                    "INSERT OR IGNORE INTO branch_confirmations (repository, branch, commit_sha, source)
+                     VALUES (?, ?, ?, 'oidc')",
+                    repository,
+                    branch,
+                    commit
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A claim: it may contradict what GitHub signed for the tag.
+            (false, Some(tag), _) => note_claim_conflicts(&mut tx, repository, tag).await?,
+            _ => {}
         }
         let branch_ref = format!("refs/heads/{}", target.default_branch);
         if changed || report.git_ref.as_deref() == Some(branch_ref.as_str()) {
@@ -260,7 +331,7 @@ impl Store {
         let rows = sqlx::query_as!(
             RawBuild,
             r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
-                      reported_by, created_at, updated_at
+                      reported_by, ref_source, ci_identity, created_at, updated_at
                FROM builds
                WHERE repository = ?1 AND (?2 IS NULL OR commit_sha = ?2) AND id > ?3
                ORDER BY id LIMIT ?4"#,
@@ -283,7 +354,7 @@ impl Store {
         let rows = sqlx::query_as!(
             RawBuild,
             r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
-                      reported_by, created_at, updated_at
+                      reported_by, ref_source, ci_identity, created_at, updated_at
                FROM builds WHERE repository = ? AND commit_sha = ? ORDER BY id"#,
             repository,
             commit
@@ -303,7 +374,7 @@ async fn fetch_build(
     let row = sqlx::query_as!(
         RawBuild,
         r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
-                  reported_by, created_at, updated_at
+                  reported_by, ref_source, ci_identity, created_at, updated_at
            FROM builds
            WHERE repository = ?1 AND commit_sha = ?2 AND ifnull(platform, '') = ifnull(?3, '')"#,
         repository,

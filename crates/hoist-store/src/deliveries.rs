@@ -7,6 +7,7 @@ use hoist_domain::github::{PushEvent, ReleaseEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
+use crate::builds::builds_changed;
 use crate::releases::{apply_release, resolve_waiting_releases};
 use crate::{Store, StoreError};
 
@@ -57,6 +58,7 @@ pub enum WebhookEffect<'a> {
     /// A push of `refs/heads/<branch>`: the order of its commits.
     BranchPush {
         repository: &'a RepoName,
+        target: Target,
         branch: &'a str,
         event: &'a PushEvent,
     },
@@ -136,6 +138,7 @@ async fn apply_tag_push(
 
 async fn apply_branch_push(
     conn: &mut SqliteConnection,
+    target: &Target,
     repository: &str,
     branch: &str,
     event: &PushEvent,
@@ -155,6 +158,10 @@ async fn apply_branch_push(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        // Signed now: a build claimed for the default branch on this commit may publish.
+        if branch == target.default_branch {
+            builds_changed(conn, target, repository, commit, None).await?;
+        }
     }
     let head = event
         .head_commit
@@ -274,11 +281,13 @@ impl Store {
                 }
                 WebhookEffect::BranchPush {
                     repository,
+                    target,
                     branch,
                     event,
                 } => {
                     let (outcome, reason) =
-                        apply_branch_push(&mut tx, repository.as_str(), branch, event).await?;
+                        apply_branch_push(&mut tx, &target, repository.as_str(), branch, event)
+                            .await?;
                     answer.outcome = outcome.to_owned();
                     answer.reason = Some(reason);
                 }

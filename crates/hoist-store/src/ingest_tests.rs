@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hoist_domain::build::{self, BuildReport};
+use hoist_domain::ci::{CiIdentity, Provenance};
 use hoist_domain::config::{Config, ConfigFile};
 use hoist_domain::github::{PushEvent, ReleaseEvent, WebhookEvent};
 use hoist_domain::job::Job;
@@ -99,6 +100,30 @@ fn build_report(f: &Fixture, platform: &str, digest: &str, git_ref: Option<&str>
         body["ref"] = json!(r);
     }
     build::validate(&body, &f.config).unwrap()
+}
+
+/// A static CI token's report: its ref is a claim.
+fn claimed() -> Provenance {
+    Provenance::Claim {
+        token: "ci".to_owned(),
+    }
+}
+
+/// A report under a GitHub Actions OIDC token: GitHub signed its ref.
+fn signed() -> Provenance {
+    Provenance::Signed {
+        identity: CiIdentity {
+            run_id: "7".to_owned(),
+            run_attempt: "1".to_owned(),
+            workflow_ref: "Codertocat/Hello-World/.github/workflows/release.yml@refs/tags/v1"
+                .to_owned(),
+            job_workflow_ref: "Codertocat/Hello-World/.github/workflows/release.yml@refs/tags/v1"
+                .to_owned(),
+            actor: "octocat".to_owned(),
+            event_name: "push".to_owned(),
+            runner_environment: Some("github-hosted".to_owned()),
+        },
+    }
 }
 
 impl Fixture {
@@ -230,7 +255,7 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
             .reason
             .as_deref()
             .unwrap()
-            .starts_with("waiting for the commit of tag v1.0.0")
+            .starts_with("commit of v1.0.0 not yet confirmed by GitHub")
     );
     assert!(f.jobs().await.is_empty());
 
@@ -255,22 +280,61 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
 }
 
 #[tokio::test]
-async fn a_build_reported_for_the_tag_wins_over_target_commitish_and_push() {
+async fn a_claimed_build_for_the_tag_decides_nothing_and_a_contradiction_shows() {
     let f = fixture().await;
     f.deliver_push("d-0", "v2.0.0", &tag_push("v2.0.0", Some(OTHER)))
         .await;
     let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v2.0.0"));
     f.store
-        .record_build(&f.target(), &report, "ci")
+        .record_build(&f.target(), &report, &claimed())
         .await
         .unwrap();
     let recorded = f
-        .deliver_release("d-1", &release("published", "v2.0.0", OTHER))
+        .deliver_release("d-1", &release("published", "v2.0.0", "main"))
         .await;
     let summary = recorded.answer.release.unwrap();
     assert_eq!(
         (summary.commit.as_deref(), summary.commit_source.as_deref()),
-        (Some(COMMIT), Some("build"))
+        (Some(OTHER), Some("push")),
+        "the signed push decides, not the claim"
+    );
+    let releases = f
+        .store
+        .list_releases(f.repo().as_str(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        releases[0].claim_conflict.as_deref(),
+        Some(format!(
+            "CI claimed refs/tags/v2.0.0 is {COMMIT} (by ci), but GitHub says {OTHER} (push): those builds are not used"
+        ).as_str())
+    );
+    assert_eq!(f.store.claim_conflicts().await.unwrap(), 1);
+    assert_eq!(
+        f.publications().await,
+        [(OTHER.to_owned(), "waiting".to_owned())],
+        "the publication is of the signed commit, whose builds it waits for"
+    );
+
+    // A claim arriving after the release resolved is a conflict too.
+    let f = fixture().await;
+    f.deliver_release("d-1", &release("published", "v2.0.0", OTHER))
+        .await;
+    f.store
+        .record_build(&f.target(), &report, &claimed())
+        .await
+        .unwrap();
+    let releases = f
+        .store
+        .list_releases(f.repo().as_str(), 0, 10)
+        .await
+        .unwrap();
+    assert!(
+        releases[0]
+            .claim_conflict
+            .as_deref()
+            .is_some_and(|c| c.contains("(target_commitish)")),
+        "{releases:?}"
     );
 }
 
@@ -280,9 +344,25 @@ async fn a_build_arriving_after_the_release_resolves_it() {
     f.deliver_release("d-1", &release("published", "v3.0.0", "main"))
         .await;
     let report = build_report(&f, "linux/arm64", DIGEST_A, Some("refs/tags/v3.0.0"));
+    f.store
+        .record_build(&f.target(), &report, &claimed())
+        .await
+        .unwrap();
+    let releases = f
+        .store
+        .list_releases("Codertocat/Hello-World", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(releases[0].commit, None, "a claim resolves nothing");
+    assert_eq!(
+        releases[0].detail.as_deref(),
+        Some("commit of v3.0.0 not yet confirmed by GitHub")
+    );
+    assert!(f.jobs().await.is_empty());
+    let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v3.0.0"));
     assert!(matches!(
         f.store
-            .record_build(&f.target(), &report, "ci")
+            .record_build(&f.target(), &report, &signed())
             .await
             .unwrap(),
         BuildOutcome::Recorded(_)
@@ -292,7 +372,12 @@ async fn a_build_arriving_after_the_release_resolves_it() {
         .list_releases("Codertocat/Hello-World", 0, 10)
         .await
         .unwrap();
-    assert_eq!(releases[0].commit_source.as_deref(), Some("build"));
+    assert_eq!(releases[0].commit_source.as_deref(), Some("oidc"));
+    assert_eq!(releases[0].detail, None);
+    assert_eq!(
+        releases[0].claim_conflict, None,
+        "the claim was on the same commit"
+    );
     let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
     assert_eq!(
         kinds,
@@ -351,11 +436,17 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
     let f = fixture().await;
     let a = build_report(&f, "linux/amd64", DIGEST_A, None);
     assert!(matches!(
-        f.store.record_build(&f.target(), &a, "ci").await.unwrap(),
+        f.store
+            .record_build(&f.target(), &a, &claimed())
+            .await
+            .unwrap(),
         BuildOutcome::Recorded(_)
     ));
     assert!(matches!(
-        f.store.record_build(&f.target(), &a, "ci").await.unwrap(),
+        f.store
+            .record_build(&f.target(), &a, &claimed())
+            .await
+            .unwrap(),
         BuildOutcome::Unchanged(_)
     ));
     assert!(
@@ -364,7 +455,12 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
     );
 
     let b = build_report(&f, "linux/amd64", DIGEST_B, None);
-    match f.store.record_build(&f.target(), &b, "ci").await.unwrap() {
+    match f
+        .store
+        .record_build(&f.target(), &b, &claimed())
+        .await
+        .unwrap()
+    {
         BuildOutcome::Replaced {
             build,
             previous_digest,
@@ -381,14 +477,22 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
         .execute(f.store.writer())
         .await
         .unwrap();
-    match f.store.record_build(&f.target(), &a, "ci").await.unwrap() {
+    match f
+        .store
+        .record_build(&f.target(), &a, &claimed())
+        .await
+        .unwrap()
+    {
         BuildOutcome::AlreadyPublished { existing } => {
             assert_eq!(existing.digest.as_str(), DIGEST_B)
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        f.store.record_build(&f.target(), &b, "ci").await.unwrap(),
+        f.store
+            .record_build(&f.target(), &b, &claimed())
+            .await
+            .unwrap(),
         BuildOutcome::Unchanged(_)
     ));
     let builds = f
@@ -406,11 +510,11 @@ async fn an_index_build_and_per_platform_builds_are_distinct() {
     let mut body = json!({"repository": "Codertocat/Hello-World", "commit": COMMIT, "image": format!("ghcr.io/codertocat/ci@{DIGEST_A}")});
     let index = build::validate(&body, &f.config).unwrap();
     f.store
-        .record_build(&f.target(), &index, "ci")
+        .record_build(&f.target(), &index, &claimed())
         .await
         .unwrap();
     f.store
-        .record_build(&f.target(), &index, "ci")
+        .record_build(&f.target(), &index, &claimed())
         .await
         .unwrap();
     body["platform"] = json!("linux/amd64");
@@ -418,7 +522,7 @@ async fn an_index_build_and_per_platform_builds_are_distinct() {
         .record_build(
             &f.target(),
             &build::validate(&body, &f.config).unwrap(),
-            "ci",
+            &claimed(),
         )
         .await
         .unwrap();
@@ -443,7 +547,7 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
     for platform in ["linux/amd64", "linux/arm64"] {
         let first = build_report(&f, platform, DIGEST_A, Some("refs/tags/v1.0.0"));
         f.store
-            .record_build(&f.target(), &first, "ci")
+            .record_build(&f.target(), &first, &signed())
             .await
             .unwrap();
     }
@@ -452,7 +556,7 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
     let again = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v1.1.0"));
     assert!(matches!(
         f.store
-            .record_build(&f.target(), &again, "ci")
+            .record_build(&f.target(), &again, &signed())
             .await
             .unwrap(),
         BuildOutcome::Unchanged(_)
@@ -467,7 +571,7 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
             releases[0].commit.as_ref().map(|c| c.as_str()),
             releases[0].commit_source.as_deref()
         ),
-        (Some(COMMIT), Some("build"))
+        (Some(COMMIT), Some("oidc"))
     );
     assert_eq!(
         f.publications().await,

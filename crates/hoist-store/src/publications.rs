@@ -381,6 +381,48 @@ impl Store {
         Ok(position)
     }
 
+    /// Whether a signed fact puts `commit` on `branch`: a push webhook of the branch, an
+    /// OIDC-signed report of a run on it, or GitHub's API.
+    pub async fn branch_confirmed(
+        &self,
+        repository: &str,
+        branch: &str,
+        commit: &str,
+    ) -> Result<bool, StoreError> {
+        let confirmed = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM branch_commits
+                              WHERE repository = ?1 AND branch = ?2 AND commit_sha = ?3)
+                   OR EXISTS (SELECT 1 FROM branch_confirmations
+                              WHERE repository = ?1 AND branch = ?2 AND commit_sha = ?3)
+                   AS "confirmed!: bool""#,
+            repository,
+            branch,
+            commit
+        )
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(confirmed)
+    }
+
+    /// Records that GitHub's API puts `commit` on `branch`.
+    pub async fn confirm_branch_from_api(
+        &self,
+        repository: &str,
+        branch: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT OR IGNORE INTO branch_confirmations (repository, branch, commit_sha, source)
+             VALUES (?, ?, ?, 'github_api')",
+            repository,
+            branch,
+            commit
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// The index a release's succeeded publication put for `commit` on `image`: the
     /// commit's index, which its branch publication shares.
     pub async fn release_index_of_commit(

@@ -25,8 +25,14 @@ pub struct ReleaseRow {
     pub state: ReleaseState,
     pub last_action: String,
     pub commit: Option<CommitSha>,
-    /// Which fact resolved the commit: `build`, `target_commitish`, `push`, `github_api`.
+    /// Which signed fact resolved the commit: `target_commitish`, `push`, `oidc`,
+    /// `github_api` (or `build`, a CI claim, on releases resolved before claims stopped
+    /// deciding).
     pub commit_source: Option<String>,
+    /// What the release waits for, when it is published without a confirmed commit.
+    pub detail: Option<String>,
+    /// CI builds claimed for this tag on another commit than the signed one: not used.
+    pub claim_conflict: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -42,6 +48,7 @@ struct RawRelease {
     last_action: String,
     commit: Option<String>,
     commit_source: Option<String>,
+    claim_conflict: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -55,6 +62,9 @@ impl TryFrom<RawRelease> for ReleaseRow {
     type Error = StoreError;
 
     fn try_from(raw: RawRelease) -> Result<Self, StoreError> {
+        let state = release_state(&raw.state)?;
+        let detail = (state == ReleaseState::Published && raw.commit.is_none())
+            .then(|| format!("commit of {} not yet confirmed by GitHub", raw.tag));
         Ok(ReleaseRow {
             id: raw.id,
             repository: parsed("repository", &raw.repository)?,
@@ -62,7 +72,7 @@ impl TryFrom<RawRelease> for ReleaseRow {
             tag: raw.tag,
             target_commitish: raw.target_commitish,
             prerelease: raw.prerelease,
-            state: release_state(&raw.state)?,
+            state,
             last_action: raw.last_action,
             commit: raw
                 .commit
@@ -70,6 +80,8 @@ impl TryFrom<RawRelease> for ReleaseRow {
                 .map(|c| parsed("commit", c))
                 .transpose()?,
             commit_source: raw.commit_source,
+            detail,
+            claim_conflict: raw.claim_conflict,
             created_at: raw.created_at,
             updated_at: raw.updated_at,
         })
@@ -84,7 +96,7 @@ async fn fetch_release(
         RawRelease,
         r#"SELECT id AS "id!", repository, github_id, tag_name AS "tag", target_commitish,
                   prerelease AS "prerelease: bool", state, last_action,
-                  commit_sha AS "commit", commit_source, created_at, updated_at
+                  commit_sha AS "commit", commit_source, claim_conflict, created_at, updated_at
            FROM releases WHERE id = ?"#,
         id
     )
@@ -230,43 +242,95 @@ pub(crate) async fn resolve_waiting_releases(
     )
     .fetch_all(&mut *conn)
     .await?;
+    if !resolved.is_empty() {
+        note_claim_conflicts(conn, repository, tag).await?;
+    }
     for release_id in resolved {
         sync_release(conn, release_id, target, Before::default()).await?;
     }
     Ok(())
 }
 
-/// The commit a release's tag points at, from the first source that knows it, in the order
-/// the design gives: a build reported for the tag, `target_commitish` when it is a commit,
-/// a tag push.
+/// Records, on each resolved release of `repository` tagged `tag`, the CI claims that
+/// contradict its signed commit: builds a static token reported for `refs/tags/{tag}` on
+/// another commit. Those builds are not used (a publication takes the builds of its own
+/// commit); the conflict shows on the release, in `/metrics`, and once in the log.
+pub(crate) async fn note_claim_conflicts(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    tag: &str,
+) -> Result<(), StoreError> {
+    let releases = sqlx::query!(
+        r#"SELECT id AS "id!", commit_sha AS "commit!", commit_source, claim_conflict FROM releases
+           WHERE repository = ? AND tag_name = ? AND commit_sha IS NOT NULL"#,
+        repository,
+        tag
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let git_ref = format!("refs/tags/{tag}");
+    for release in releases {
+        let claims = sqlx::query!(
+            r#"SELECT commit_sha, group_concat(DISTINCT reported_by) AS "by!: String" FROM builds
+               WHERE repository = ? AND git_ref = ? AND ref_source = 'claim' AND commit_sha <> ?
+               GROUP BY commit_sha ORDER BY commit_sha"#,
+            repository,
+            git_ref,
+            release.commit
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let conflict = (!claims.is_empty()).then(|| {
+            let claimed: Vec<String> = claims
+                .iter()
+                .map(|c| format!("{} (by {})", c.commit_sha, c.by))
+                .collect();
+            format!(
+                "CI claimed {git_ref} is {}, but GitHub says {} ({}): those builds are not used",
+                claimed.join(", "),
+                release.commit,
+                release.commit_source.as_deref().unwrap_or("a signed fact")
+            )
+        });
+        if conflict == release.claim_conflict {
+            continue;
+        }
+        sqlx::query!(
+            "UPDATE releases SET claim_conflict = ? WHERE id = ?",
+            conflict,
+            release.id
+        )
+        .execute(&mut *conn)
+        .await?;
+        if let Some(conflict) = &conflict {
+            tracing::warn!(release = release.id, %repository, %tag, %conflict, "a CI claim contradicts GitHub");
+        }
+    }
+    Ok(())
+}
+
+/// The commit a release's tag points at, from the first signed fact that knows it:
+/// `target_commitish` when it is a commit, then the tag itself (its push webhook, or an
+/// OIDC-signed report of a run for it). A CI claim never decides it.
 async fn resolve_commit(
     conn: &mut SqliteConnection,
     repository: &str,
     event: &ReleaseEvent,
-) -> Result<Option<(String, &'static str)>, StoreError> {
-    let git_ref = format!("refs/tags/{}", event.tag_name);
-    let from_build = sqlx::query_scalar!(
-        "SELECT commit_sha FROM builds WHERE repository = ? AND git_ref = ?
-         ORDER BY updated_at DESC, id DESC LIMIT 1",
-        repository,
-        git_ref
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(commit) = from_build {
-        return Ok(Some((commit, "build")));
-    }
+) -> Result<Option<(String, String)>, StoreError> {
     if let Some(commit) = event.target_commit() {
-        return Ok(Some((commit.as_str().to_owned(), "target_commitish")));
+        return Ok(Some((
+            commit.as_str().to_owned(),
+            "target_commitish".to_owned(),
+        )));
     }
-    let from_push = sqlx::query_scalar!(
-        "SELECT commit_sha FROM git_tags WHERE repository = ? AND tag = ?",
+    let tagged = sqlx::query!(
+        "SELECT commit_sha, source FROM git_tags WHERE repository = ? AND tag = ?",
         repository,
         event.tag_name
     )
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(from_push.map(|commit| (commit, "push")))
+    Ok(tagged.map(|t| (t.commit_sha, t.source)))
 }
 
 /// What recording a release delivery did.
@@ -367,6 +431,7 @@ pub(crate) async fn apply_release(
         )
         .execute(&mut *conn)
         .await?;
+        note_claim_conflicts(conn, repository, &event.tag_name).await?;
     }
     let changed = Before {
         prerelease: before.as_ref().map(|b| b.prerelease),
@@ -385,7 +450,7 @@ pub(crate) async fn apply_release(
             ))
         }
         (ReleaseState::Published, None) => Some(format!(
-            "waiting for the commit of tag {}: report a build with ref refs/tags/{} or push the tag",
+            "commit of {} not yet confirmed by GitHub: push the tag, report a build with a GitHub Actions OIDC token from a run of refs/tags/{}, or set [github] api_url",
             event.tag_name, event.tag_name
         )),
         (ReleaseState::Draft, _) => Some("draft releases are not published".to_owned()),
@@ -475,11 +540,25 @@ impl Store {
         .rows_affected()
             > 0;
         if resolved {
+            let release = fetch_release(&mut tx, release_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} vanished")))?;
+            note_claim_conflicts(&mut tx, release.repository.as_str(), &release.tag).await?;
             sync_release(&mut tx, release_id, target, Before::default()).await?;
         }
         tx.commit().await?;
         self.notify_workers();
         Ok(resolved)
+    }
+
+    /// Releases on which a CI claim contradicts GitHub, for `/metrics`.
+    pub async fn claim_conflicts(&self) -> Result<i64, StoreError> {
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!: i64" FROM releases WHERE claim_conflict IS NOT NULL"#
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(n)
     }
 
     pub async fn release(&self, id: i64) -> Result<Option<ReleaseRow>, StoreError> {
@@ -498,7 +577,7 @@ impl Store {
             RawRelease,
             r#"SELECT id AS "id!", repository, github_id, tag_name AS "tag", target_commitish,
                       prerelease AS "prerelease: bool", state, last_action,
-                      commit_sha AS "commit", commit_source, created_at, updated_at
+                      commit_sha AS "commit", commit_source, claim_conflict, created_at, updated_at
                FROM releases
                WHERE repository = ?1 AND id > ?2
                ORDER BY id LIMIT ?3"#,

@@ -135,7 +135,7 @@ async fn tag_pushes_resolve_a_waiting_release_in_either_order() {
         waiting.body["reason"]
             .as_str()
             .unwrap()
-            .starts_with("waiting for the commit of tag simple-tag")
+            .starts_with("commit of simple-tag not yet confirmed by GitHub")
     );
     let pushed = app1
         .send(delivery("push", "p-1", &fixture("push.tag-created")))

@@ -3,6 +3,7 @@
 use super::file::{RegistryEntry, RepositoryEntry};
 use super::resolved::{Credentials, Registry, Repository};
 use super::validate::{Collector, SecretSource, check_unique};
+use crate::ci::WorkflowPattern;
 use crate::image::is_valid_host;
 use crate::tags::{TagPolicy, TagPolicyError};
 use crate::{ImageRef, Platform, RepoName, SourcePattern};
@@ -188,6 +189,14 @@ pub(super) fn repository(
             None
         }
     };
+    let mut ci_workflows = Vec::new();
+    for (j, text) in entry.ci_workflows.iter().enumerate() {
+        if let Some(pattern) =
+            c.check::<WorkflowPattern, _>(&format!("{base}.ci_workflows[{j}]"), text.parse())
+        {
+            ci_workflows.push(pattern);
+        }
+    }
     let image = image?;
     if entry.sources.is_empty() {
         sources.push(SourcePattern::exact(&image));
@@ -197,6 +206,7 @@ pub(super) fn repository(
         image,
         sources,
         webhook_secrets: Vec::new(),
+        ci_workflows,
         platforms: platforms?,
         tags: entry.tags.clone(),
         flavor: entry.flavor.clone(),

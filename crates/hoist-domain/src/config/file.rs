@@ -77,6 +77,12 @@ pub struct GithubSection {
     pub token_env: Option<String>,
     /// File holding the token for `api_url`. Default: none.
     pub token_file: Option<String>,
+    /// Accept GitHub Actions OIDC tokens on `POST /v1/builds` whose `aud` is this. Default:
+    /// none (only static `[[ci_token]]`s are accepted).
+    pub oidc_audience: Option<String>,
+    /// The OIDC issuer whose keys sign those tokens. Default
+    /// `https://token.actions.githubusercontent.com`; `http://` only on a loopback address.
+    pub oidc_issuer: Option<String>,
 }
 
 /// A bearer token CI uses on `POST /v1/builds`.
@@ -184,6 +190,11 @@ pub struct RepositoryEntry {
     pub webhook_secret_env: Option<String>,
     /// File holding this repository's webhook secret(s), as for `webhook_secret_env`.
     pub webhook_secret_file: Option<String>,
+    /// Which workflows may report builds with an OIDC token: globs over the token's
+    /// `job_workflow_ref` (`octo-org/app/.github/workflows/release.yml@*`). Default: any
+    /// workflow of this repository.
+    #[serde(default)]
+    pub ci_workflows: Vec<String>,
 }
 
 fn default_branch() -> String {

@@ -19,8 +19,8 @@ pub use file::{
     RegistryEntry, RepositoryEntry, ServerSection,
 };
 pub use resolved::{
-    ApiToken, CiToken, Config, Credentials, Database, GitHub, GitHubApi, Publish, Registry,
-    Repository, Role, Server,
+    ApiToken, CiToken, Config, Credentials, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi,
+    Oidc, Publish, Registry, Repository, Role, Server,
 };
 pub use validate::{Problem, Problems, ProcessEnv, SecretSource, UncheckedSecrets};
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::ci::WorkflowPattern;
 use crate::tags::TagPolicy;
 use crate::{ImageRef, Platform, RepoName, RepoPattern, SourcePattern};
 
@@ -41,7 +42,22 @@ pub struct GitHub {
     pub webhook_secrets: Vec<SecretString>,
     /// The REST API and its token, when both are configured.
     pub api: Option<GitHubApi>,
+    /// GitHub Actions OIDC on `POST /v1/builds`, when `oidc_audience` is set.
+    pub oidc: Option<Oidc>,
 }
+
+/// Where OIDC tokens come from and whom they must be for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    /// The `iss` tokens must carry, without a trailing slash; its
+    /// `/.well-known/openid-configuration` names the keys.
+    pub issuer: String,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+}
+
+/// GitHub Actions' issuer.
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 #[derive(Debug, Clone)]
 pub struct GitHubApi {
@@ -116,6 +132,8 @@ pub struct Repository {
     pub sources: Vec<SourcePattern>,
     /// This repository's own webhook secrets; empty when the global ones cover it.
     pub webhook_secrets: Vec<SecretString>,
+    /// Workflows that may report builds with an OIDC token; empty: any of this repository.
+    pub ci_workflows: Vec<WorkflowPattern>,
     /// `tags` and `flavor`, parsed.
     pub tag_policy: TagPolicy,
 }

@@ -574,3 +574,69 @@ webhook_secret_env = "APP_WEBHOOK_SECRET"
         "repository[0].webhook_secret_env: set either webhook_secret_env or webhook_secret_file, not both",
     );
 }
+
+#[test]
+fn oidc_is_on_with_an_audience_and_its_issuer_must_be_https_off_loopback() {
+    let on = |extra: &str| {
+        ConfigFile::parse(
+            &format!("[github]\noidc_audience = \"hoist\"\n{extra}"),
+            "t",
+        )
+        .unwrap()
+        .validate(&env(&[]))
+    };
+    let oidc = on("").unwrap().github.oidc.unwrap();
+    assert_eq!(oidc.issuer, GITHUB_ACTIONS_ISSUER);
+    assert_eq!(oidc.audience, "hoist");
+    let local = on("oidc_issuer = \"http://127.0.0.1:4567/\"\n").unwrap();
+    assert_eq!(local.github.oidc.unwrap().issuer, "http://127.0.0.1:4567");
+    on("oidc_issuer = \"http://[::1]:4567\"\n").unwrap();
+    on("oidc_issuer = \"http://localhost:4567/issuer\"\n").unwrap();
+    assert!(
+        ConfigFile::parse("", "t")
+            .unwrap()
+            .validate(&env(&[]))
+            .unwrap()
+            .github
+            .oidc
+            .is_none(),
+        "off by default"
+    );
+    let empty = &env(&[]);
+    assert_problem(
+        "[github]\noidc_audience = \"hoist\"\noidc_issuer = \"http://issuer.example\"\n",
+        empty,
+        "github.oidc_issuer: \"http://issuer.example\" must be https: plain http is accepted only on a loopback address",
+    );
+    assert_problem(
+        "[github]\noidc_audience = \"hoist\"\noidc_issuer = \"token.actions.githubusercontent.com\"\n",
+        empty,
+        "github.oidc_issuer: \"token.actions.githubusercontent.com\" is not an https URL",
+    );
+    assert_problem(
+        "[github]\noidc_audience = \"hoist\"\noidc_issuer = \"https://user@issuer.example\"\n",
+        empty,
+        "github.oidc_issuer: \"https://user@issuer.example\" is not an https URL without query, fragment or user",
+    );
+    assert_problem(
+        "[github]\noidc_audience = \" \"\n",
+        empty,
+        "github.oidc_audience: \" \" is not an audience: write the aud your workflows request, e.g. \"hoist\"",
+    );
+    assert_problem(
+        "[github]\noidc_issuer = \"https://issuer.example\"\n",
+        empty,
+        "github.oidc_issuer: has no effect without oidc_audience, which turns OIDC on",
+    );
+    let bad_workflow = FULL.replace(
+        "github = \"octo-org/app\"",
+        "github = \"octo-org/app\"\nci_workflows = [\"octo-org/app/.github/workflows/release.yml@*\", \"release.yml\"]",
+    );
+    let found = problems(&bad_workflow, &full_env());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]
+            .starts_with("repository[0].ci_workflows[1]: \"release.yml\" is not a workflow glob"),
+        "{found:#?}"
+    );
+}

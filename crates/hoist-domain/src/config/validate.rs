@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::entries::{registry, repository};
 use super::file::ConfigFile;
 use super::resolved::{
-    ApiToken, CiToken, Config, Database, GitHub, GitHubApi, Publish, Registry, Repository, Role,
-    Server,
+    ApiToken, CiToken, Config, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi, Oidc, Publish,
+    Registry, Repository, Role, Server,
 };
 use crate::{ImageRef, RepoPattern};
 
@@ -219,6 +219,7 @@ impl ConfigFile {
 
         let webhook_secrets = self.webhook_secrets(&mut c, source);
         let github_api = self.github_api(&mut c, source);
+        let oidc = self.oidc(&mut c);
         let ci_tokens = self.ci_tokens(&mut c, source);
         let api_tokens = self.api_tokens(&mut c, source);
         check_tokens_distinct(&mut c, &ci_tokens, &api_tokens);
@@ -303,6 +304,7 @@ impl ConfigFile {
             github: GitHub {
                 webhook_secrets,
                 api: github_api,
+                oidc,
             },
             ci_tokens: ci_tokens.into_iter().map(|t| t.expect(complete)).collect(),
             api_tokens: api_tokens.into_iter().map(|t| t.expect(complete)).collect(),
@@ -345,6 +347,40 @@ impl ConfigFile {
                 })
             }
         }
+    }
+
+    fn oidc(&self, c: &mut Collector) -> Option<Oidc> {
+        let gh = &self.github;
+        let Some(audience) = &gh.oidc_audience else {
+            if gh.oidc_issuer.is_some() {
+                c.push(
+                    "github.oidc_issuer",
+                    "has no effect without oidc_audience, which turns OIDC on",
+                );
+            }
+            return None;
+        };
+        let mut ok = true;
+        if audience.trim().is_empty() || audience.trim() != audience {
+            c.push(
+                "github.oidc_audience",
+                format!("{audience:?} is not an audience: write the aud your workflows request, e.g. \"hoist\""),
+            );
+            ok = false;
+        }
+        let issuer = gh
+            .oidc_issuer
+            .as_deref()
+            .unwrap_or(GITHUB_ACTIONS_ISSUER)
+            .trim_end_matches('/');
+        if let Err(why) = check_issuer(issuer) {
+            c.push("github.oidc_issuer", format!("{issuer:?} {why}"));
+            ok = false;
+        }
+        ok.then(|| Oidc {
+            issuer: issuer.to_owned(),
+            audience: audience.clone(),
+        })
     }
 
     fn webhook_secrets(&self, c: &mut Collector, source: &dyn SecretSource) -> Vec<SecretString> {
@@ -445,6 +481,34 @@ impl ConfigFile {
 
 /// A `webhook_secret_env`/`_file` pair of table `table`: none, or a comma-separated list
 /// (several at once while rotating).
+/// An issuer is an https URL without query or fragment; plain http only on a loopback
+/// address, where a test's own issuer runs.
+fn check_issuer(issuer: &str) -> Result<(), &'static str> {
+    let (secure, rest) = if let Some(rest) = issuer.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = issuer.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err("is not an https URL");
+    };
+    let host_port = rest.split('/').next().unwrap_or("");
+    if host_port.is_empty() || issuer.contains(['?', '#', ' ']) || host_port.contains('@') {
+        return Err("is not an https URL without query, fragment or user");
+    }
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !secure && !loopback {
+        return Err("must be https: plain http is accepted only on a loopback address");
+    }
+    Ok(())
+}
+
 fn rotating_secrets(
     c: &mut Collector,
     source: &dyn SecretSource,

@@ -1,0 +1,28 @@
+-- Facts and claims (DESIGN.md, "Trust model"). A report's ref is a claim under a static CI
+-- token and a fact GitHub signed under a GitHub Actions OIDC token, whose run the build
+-- keeps (JSON: run_id, run_attempt, workflow_ref, job_workflow_ref, actor, event_name,
+-- runner_environment).
+ALTER TABLE builds ADD COLUMN ref_source TEXT NOT NULL DEFAULT 'claim'
+    CHECK (ref_source IN ('claim', 'oidc'));
+ALTER TABLE builds ADD COLUMN ci_identity TEXT;
+
+-- Which signed fact says where a tag points: its push webhook, or an OIDC-signed report of
+-- a run for the tag.
+ALTER TABLE git_tags ADD COLUMN source TEXT NOT NULL DEFAULT 'push'
+    CHECK (source IN ('push', 'oidc'));
+
+-- Commits confirmed on a branch by something other than a push webhook (an OIDC-signed
+-- report of a run on the branch, or GitHub's API). They say the commit is on the branch,
+-- not where: push order stays in branch_commits alone.
+CREATE TABLE branch_confirmations (
+    repository TEXT NOT NULL,
+    branch     TEXT NOT NULL,
+    commit_sha TEXT NOT NULL CHECK (length(commit_sha) = 40),
+    source     TEXT NOT NULL CHECK (source IN ('oidc', 'github_api')),
+    confirmed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (repository, branch, commit_sha)
+) STRICT;
+
+-- A CI claim that a signed fact contradicts: builds claimed for the release's tag on
+-- another commit. Shown by GET /v1/releases; those builds are not used.
+ALTER TABLE releases ADD COLUMN claim_conflict TEXT;
