@@ -220,11 +220,11 @@ async fn a_redelivery_gets_the_first_answer_and_stores_nothing_new() {
     assert_eq!((again.status, &again.answer), (first.status, &first.answer));
     assert_eq!(f.count("deliveries").await, 1);
     assert_eq!(f.count("releases").await, 1);
-    assert_eq!(f.jobs().await.len(), 1);
+    assert_eq!(f.count("publications").await, 1);
 }
 
 #[tokio::test]
-async fn a_release_whose_target_is_a_commit_resolves_at_once_and_is_queued() {
+async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_builds() {
     let f = fixture().await;
     let recorded = f
         .deliver_release("d-1", &release("published", "v1.0.0", COMMIT))
@@ -238,6 +238,28 @@ async fn a_release_whose_target_is_a_commit_resolves_at_once_and_is_queued() {
         [(COMMIT.to_owned(), "waiting".to_owned())],
         "its publication is created with the release"
     );
+    assert!(
+        f.jobs().await.is_empty(),
+        "no build yet: nothing for a worker to do"
+    );
+    let parked = f
+        .store
+        .list_publications(None, None, i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (parked[0].step, parked[0].error.as_deref()),
+        (
+            Some(hoist_domain::Step::Wait),
+            Some(crate::publications::NO_BUILDS_YET)
+        )
+    );
+    // The first build wakes it.
+    let report = build_report(&f, "linux/amd64", DIGEST_A, None);
+    f.store
+        .record_build(&f.target(), &report, &claimed())
+        .await
+        .unwrap();
     let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
     assert_eq!(kinds, ["publish"]);
 }
@@ -276,7 +298,10 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
         Some(COMMIT)
     );
     assert_eq!(releases[0].commit_source.as_deref(), Some("push"));
-    assert_eq!(f.jobs().await.len(), 1);
+    assert_eq!(
+        f.publications().await,
+        [(COMMIT.to_owned(), "waiting".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -412,11 +437,9 @@ async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
         f.publications().await,
         [(COMMIT.to_owned(), "withdrawn".to_owned())]
     );
-    let kinds: Vec<&str> = f.jobs().await.iter().map(Job::kind).collect();
-    assert_eq!(
-        kinds,
-        ["publish"],
-        "it never wrote a tag: nothing to roll back"
+    assert!(
+        f.jobs().await.is_empty(),
+        "it never ran nor wrote a tag: nothing to do, nothing to roll back"
     );
 }
 

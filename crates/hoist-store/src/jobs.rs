@@ -297,6 +297,18 @@ mod tests {
 
     async fn publication(store: &Store, commit: &str) -> i64 {
         let mut conn = store.writer().acquire().await.unwrap();
+        // A build of the commit, as a branch publication has.
+        let digest = format!("sha256:{}", "d".repeat(64));
+        sqlx::query(
+            "INSERT INTO builds (repository, commit_sha, platform, image, digest, reported_by)
+             VALUES ('o/a', ?, 'linux/amd64', ?, ?, 'ci')",
+        )
+        .bind(commit)
+        .bind(format!("ghcr.io/o/ci@{digest}"))
+        .bind(&digest)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
         let (row, created) =
             crate::publications::ensure_publication(&mut conn, "ghcr.io/o/a", "o/a", commit, None)
                 .await

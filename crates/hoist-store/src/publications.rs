@@ -165,6 +165,11 @@ pub(crate) async fn apply_event(
 
 /// The publication of `commit` to `image` for `release` (or none), created `waiting` if it
 /// does not exist yet; the flag says whether it was created now.
+/// Why a publication created before any build of its commit waits.
+pub(crate) const NO_BUILDS_YET: &str = "waiting for builds: none reported for this commit yet";
+
+/// The publication of `commit` to `image` for `release_id` (or the default branch), and
+/// whether it was created now.
 pub(crate) async fn ensure_publication(
     conn: &mut SqliteConnection,
     image: &str,
@@ -172,15 +177,20 @@ pub(crate) async fn ensure_publication(
     commit: &str,
     release_id: Option<i64>,
 ) -> Result<(PublicationRow, bool), StoreError> {
-    let waiting = PublicationState::Waiting.as_str();
+    let (waiting, wait) = (PublicationState::Waiting.as_str(), Step::Wait.as_str());
+    // With no build of the commit yet there is nothing for a worker to do: the publication
+    // starts parked in the wait step, as a worker would leave it, and a build wakes it.
     let created = sqlx::query!(
-        "INSERT OR IGNORE INTO publications (image, repository, commit_sha, release_id, state)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO publications (image, repository, commit_sha, release_id, state, step, error)
+         SELECT ?1, ?2, ?3, ?4, ?5, CASE WHEN built THEN NULL ELSE ?6 END, CASE WHEN built THEN NULL ELSE ?7 END
+         FROM (SELECT EXISTS (SELECT 1 FROM builds WHERE repository = ?2 AND commit_sha = ?3) AS built)",
         image,
         repository,
         commit,
         release_id,
-        waiting
+        waiting,
+        wait,
+        NO_BUILDS_YET
     )
     .execute(&mut *conn)
     .await?

@@ -196,7 +196,7 @@ async fn sync_release_row(
         }
     }
     if let (true, Some(commit)) = (live, &release.commit) {
-        let (publication, created) = ensure_publication(
+        let (publication, _) = ensure_publication(
             conn,
             &target.image,
             release.repository.as_str(),
@@ -204,10 +204,11 @@ async fn sync_release_row(
             Some(release_id),
         )
         .await?;
-        // One a worker found missing builds stays parked: a build wakes it.
+        // One parked for builds (a worker found some missing, or none existed when it was
+        // created) stays parked: a build wakes it.
         let parked =
             publication.step == Some(hoist_domain::Step::Wait) && publication.error.is_some();
-        if created || (publication.state == PublicationState::Waiting && !parked) {
+        if publication.state == PublicationState::Waiting && !parked {
             enqueue(
                 conn,
                 &Job::Publish {
@@ -260,6 +261,23 @@ pub(crate) async fn note_claim_conflicts(
     repository: &str,
     tag: &str,
 ) -> Result<(), StoreError> {
+    let git_ref = format!("refs/tags/{tag}");
+    // Almost always neither a claim for the tag nor a conflict recorded: one look.
+    let anything = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM builds
+                          WHERE repository = ?1 AND git_ref = ?2 AND ref_source = 'claim')
+               OR EXISTS (SELECT 1 FROM releases
+                          WHERE repository = ?1 AND tag_name = ?3 AND claim_conflict IS NOT NULL)
+               AS "anything!: bool""#,
+        repository,
+        git_ref,
+        tag
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !anything {
+        return Ok(());
+    }
     let releases = sqlx::query!(
         r#"SELECT id AS "id!", commit_sha AS "commit!", commit_source, claim_conflict FROM releases
            WHERE repository = ? AND tag_name = ? AND commit_sha IS NOT NULL"#,
@@ -268,7 +286,6 @@ pub(crate) async fn note_claim_conflicts(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let git_ref = format!("refs/tags/{tag}");
     for release in releases {
         let claims = sqlx::query!(
             r#"SELECT commit_sha, group_concat(DISTINCT reported_by) AS "by!: String" FROM builds
