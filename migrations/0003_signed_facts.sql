@@ -6,10 +6,21 @@ ALTER TABLE builds ADD COLUMN ref_source TEXT NOT NULL DEFAULT 'claim'
     CHECK (ref_source IN ('claim', 'oidc'));
 ALTER TABLE builds ADD COLUMN ci_identity TEXT;
 
--- Which signed fact says where a tag points: its push webhook, or an OIDC-signed report of
--- a run for the tag.
-ALTER TABLE git_tags ADD COLUMN source TEXT NOT NULL DEFAULT 'push'
-    CHECK (source IN ('push', 'oidc'));
+-- Where each tag points and which signed fact said so: its push webhook, or an OIDC-signed
+-- report of a run for the tag. A deleted tag keeps its row with no commit, so a late or
+-- re-run OIDC report of the old tag does not bring the old commit back; only a push does.
+CREATE TABLE git_tags_signed (
+    repository TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    commit_sha TEXT CHECK (commit_sha IS NULL OR length(commit_sha) = 40),
+    source     TEXT NOT NULL DEFAULT 'push' CHECK (source IN ('push', 'oidc')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (repository, tag)
+) STRICT;
+INSERT INTO git_tags_signed (repository, tag, commit_sha, updated_at)
+    SELECT repository, tag, commit_sha, updated_at FROM git_tags;
+DROP TABLE git_tags;
+ALTER TABLE git_tags_signed RENAME TO git_tags;
 
 -- Commits confirmed on a branch by something other than a push webhook (an OIDC-signed
 -- report of a run on the branch, or GitHub's API). They say the commit is on the branch,
@@ -26,3 +37,10 @@ CREATE TABLE branch_confirmations (
 -- A CI claim that a signed fact contradicts: builds claimed for the release's tag on
 -- another commit. Shown by GET /v1/releases; those builds are not used.
 ALTER TABLE releases ADD COLUMN claim_conflict TEXT;
+
+-- Releases a CI claim resolved before claims stopped deciding, and that have not been
+-- published yet, wait for a signed fact like any other.
+UPDATE releases SET commit_sha = NULL, commit_source = NULL
+    WHERE commit_source = 'build'
+      AND NOT EXISTS (SELECT 1 FROM publications p
+                      WHERE p.release_id = releases.id AND p.state IN ('running', 'succeeded'));

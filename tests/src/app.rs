@@ -303,6 +303,14 @@ sources = ["{staging_host}/ci/app"]
         self.deliver("push", &body).await
     }
 
+    /// The `push` GitHub sends when `tag` is deleted.
+    pub async fn delete_tag(&self, tag: &str) -> Reply {
+        let mut body: Value =
+            serde_json::from_slice(&fixture("push.tag-deleted")).expect("fixture");
+        body["ref"] = json!(format!("refs/tags/{tag}"));
+        self.deliver("push", &body).await
+    }
+
     /// A `push` of `branch` bringing `commits` (oldest first; the last is the new head).
     pub async fn push_branch(&self, branch: &str, commits: &[&str]) -> Reply {
         let mut body: Value = serde_json::from_slice(&fixture("push.branch")).expect("fixture");

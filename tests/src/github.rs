@@ -100,12 +100,21 @@ impl FakeGitHub {
                         (true, _) if compare.is_some() => {
                             let (base, head) = compare.unwrap_or_default();
                             let on = state.branches.get(&base).cloned().unwrap_or_default();
-                            let status = match on.iter().position(|c| *c == head) {
-                                Some(at) if at + 1 == on.len() => "identical",
-                                Some(_) => "behind",
-                                None => "diverged",
-                            };
-                            ("200 OK", format!(r#"{{"status":"{status}","ahead_by":0}}"#))
+                            let known = state.branches.values().any(|b| b.contains(&head));
+                            match on.iter().position(|c| *c == head) {
+                                Some(at) if at + 1 == on.len() => (
+                                    "200 OK",
+                                    r#"{"status":"identical","ahead_by":0}"#.to_owned(),
+                                ),
+                                Some(_) => {
+                                    ("200 OK", r#"{"status":"behind","ahead_by":0}"#.to_owned())
+                                }
+                                None if known => {
+                                    ("200 OK", r#"{"status":"diverged","ahead_by":1}"#.to_owned())
+                                }
+                                // GitHub's answer for a commit it does not have.
+                                None => ("404 Not Found", r#"{"message":"Not Found"}"#.to_owned()),
+                            }
                         }
                         (true, Some(sha)) => (
                             "200 OK",

@@ -98,6 +98,8 @@ struct State {
     failing: bool,
     /// Name this `jwks_uri` in the discovery document instead of the issuer's own.
     jwks_uri: Option<String>,
+    /// Wait this long before answering for the key set.
+    jwks_delay: std::time::Duration,
 }
 
 /// An OIDC issuer on a loopback port, serving until the test process ends.
@@ -129,6 +131,7 @@ impl Issuer {
             jwks_fetches: 0,
             failing: false,
             jwks_uri: None,
+            jwks_delay: std::time::Duration::ZERO,
         }));
         let (shared, base) = (state.clone(), url.clone());
         std::thread::spawn(move || {
@@ -146,6 +149,10 @@ impl Issuer {
                     }
                 }
                 let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let delay = shared.lock().expect("issuer state").jwks_delay;
+                if path == "/.well-known/jwks" && !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
                 let (status, body) = {
                     let mut state = shared.lock().expect("issuer state");
                     match path.as_str() {
@@ -211,6 +218,11 @@ impl Issuer {
     /// Answers 500 to everything while `failing`.
     pub fn set_failing(&self, failing: bool) {
         self.state.lock().expect("issuer state").failing = failing;
+    }
+
+    /// Answers for the key set only after `delay` (a slow issuer).
+    pub fn set_jwks_delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("issuer state").jwks_delay = delay;
     }
 
     /// Names `uri` as the key set in the discovery document.

@@ -67,6 +67,9 @@ fn a_broken_config_lists_every_problem_and_exits_one() {
         r#"
 [server]
 listen = "everywhere"
+[github]
+oidc_audience = "hoist"
+oidc_issuer = "http://token.example"
 [[registry]]
 host = "ghcr.io"
 username = "bot"
@@ -74,6 +77,7 @@ username = "bot"
 github = "octo-org/app"
 image = "ghcr.io/octo-org/app"
 platforms = ["linux/amd65"]
+ci_workflows = ["release.yml"]
 [[repository]]
 github = "octo-org/app"
 image = "quay.io/octo-org/other"
@@ -85,8 +89,10 @@ platforms = ["linux/arm64"]
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = [
-        "broken.toml: 5 problem(s)",
+        "broken.toml: 7 problem(s)",
         r#"server.listen: "everywhere" is not an address like 127.0.0.1:8080"#,
+        r#"github.oidc_issuer: "http://token.example" must be https: plain http is accepted only on a loopback address"#,
+        r#"repository[0].ci_workflows[0]: "release.yml" is not a workflow glob: write owner/name/.github/workflows/<file>@<ref>, with * for any text (e.g. octo-org/app/.github/workflows/release.yml@*)"#,
         "registry[0]: password_env or password_file is required with username",
         r#"repository[0].platforms[0]: "linux/amd65" is not a known architecture (did you mean amd64?)"#,
         r#"repository[1].image: no [[registry]] entry for host "quay.io" (add one; anonymous = true for a registry without auth)"#,

@@ -5,7 +5,9 @@
 
 use axum::http::StatusCode;
 use hoist_tests::FakeGitHub;
-use hoist_tests::app::{COMMIT_A, COMMIT_B, GH_API_TOKEN, REPOSITORY, World};
+use std::time::Duration;
+
+use hoist_tests::app::{COMMIT_A, COMMIT_B, COMMIT_C, GH_API_TOKEN, REPOSITORY, World};
 use hoist_tests::oidc::{self, AUDIENCE};
 use serde_json::{Value, json};
 
@@ -440,17 +442,152 @@ async fn with_the_api_a_branch_claim_is_checked_against_github() {
     );
     w.finish().await;
 
-    // Not on main: the publication waits, saying why.
+    // Not on main (only on a feature branch), or a commit GitHub does not know (404): the
+    // publications wait, saying why, for a signed push or an OIDC report.
     let github = FakeGitHub::start(GH_API_TOKEN);
+    github.add_branch_commits("feature", &[COMMIT_B]);
     let api = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
     let w = World::with_config(&api, "").await;
-    w.report_claimed(COMMIT_B, "refs/heads/main", "amd64").await;
-    w.report_claimed(COMMIT_B, "refs/heads/main", "arm64").await;
+    for commit in [COMMIT_B, COMMIT_C] {
+        w.report_claimed(commit, "refs/heads/main", "amd64").await;
+        w.report_claimed(commit, "refs/heads/main", "arm64").await;
+    }
     w.run_jobs().await;
     assert!(w.tags().await.is_empty());
-    assert_eq!(
-        w.publications().await[0]["error"],
-        format!("GitHub's API says commit {COMMIT_B} is not on main")
+    let errors: Vec<String> = w
+        .publications()
+        .await
+        .iter()
+        .map(|p| p["error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        errors.contains(&format!(
+            "GitHub's API says commit {COMMIT_B} is not on main"
+        )),
+        "{errors:?}"
     );
+    assert!(
+        errors.iter().any(|e| e.starts_with(&format!(
+            "GitHub's API could not confirm commit {COMMIT_C} is on main (GitHub answered 404 Not Found"
+        ))),
+        "{errors:?}"
+    );
+    // Reporting the same builds again asks GitHub nothing more.
+    let asked = github.requests().len();
+    w.report_claimed(COMMIT_B, "refs/heads/main", "amd64").await;
+    w.run_jobs().await;
+    assert_eq!(github.requests().len(), asked);
+    // A signed push of main still confirms the one GitHub's API did not know.
+    w.push_branch("main", &[COMMIT_C]).await;
+    w.run_jobs().await;
+    assert_eq!(w.tags().await["sha-ccccccc"], w.index_of(COMMIT_C).await);
     w.finish_with_parked(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_confirmed_without_a_place_in_push_order_never_takes_edge_back() {
+    // GitHub's API confirms any ancestor of main; an OIDC re-run keeps its old commit.
+    // Neither says where on the branch the commit is, so neither moves edge off a commit
+    // a push placed.
+    let github = FakeGitHub::start(GH_API_TOKEN);
+    github.add_branch_commits("main", &[COMMIT_A, COMMIT_B]);
+    let api = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
+    let w = World::with_config(&api, r#"tags = ["type=sha", "type=edge"]"#).await;
+    w.push_branch("main", &[COMMIT_B]).await;
+    w.report_both(COMMIT_B, "refs/heads/main").await;
+    w.run_jobs().await;
+    let b = w.index_of(COMMIT_B).await;
+    assert_eq!(w.tags().await["edge"], b);
+    // Later: a claim for the older A, which the API confirms, and an OIDC re-run of A.
+    w.report_claimed(COMMIT_A, "refs/heads/main", "amd64").await;
+    w.report(COMMIT_A, "refs/heads/main", "arm64").await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["sha-aaaaaaa"], w.index_of(COMMIT_A).await, "{tags:?}");
+    assert_eq!(tags["edge"], b, "edge stays on the commit the push placed");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_oidc_report_of_a_deleted_tag_does_not_bring_its_commit_back() {
+    let w = World::new().await;
+    w.push_tag("v1.0.0", COMMIT_A).await;
+    w.delete_tag("v1.0.0").await;
+    // A re-run of the old tag's workflow: GitHub signs its old sha and ref again.
+    w.report_both(COMMIT_A, &tag_ref("v1.0.0")).await;
+    w.release("published", 1, "v1.0.0", "master", false).await;
+    w.run_jobs().await;
+    assert_eq!(releases(&w).await[0]["commit"], Value::Null);
+    assert!(w.tags().await.is_empty());
+    // The tag pushed again, at B, decides.
+    w.push_tag("v1.0.0", COMMIT_B).await;
+    w.report_both(COMMIT_B, "").await;
+    w.run_jobs().await;
+    let release = &releases(&w).await[0];
+    assert_eq!(
+        (&release["commit"], &release["commit_source"]),
+        (&json!(COMMIT_B), &json!("push"))
+    );
+    assert_eq!(w.tags().await["1.0.0"], w.index_of(COMMIT_B).await);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_tag_report_for_a_published_commit_is_refused_but_still_names_the_tag() {
+    let w = World::new().await;
+    w.report_both(COMMIT_A, "refs/heads/main").await;
+    w.run_jobs().await;
+    assert!(w.tags().await.contains_key("sha-aaaaaaa"));
+    // The tag's run rebuilt the image: another digest for a published commit.
+    let token = w.issuer.token_for(REPOSITORY, COMMIT_A, &tag_ref("v2.0.0"));
+    let mut body = w.report_body(COMMIT_A, &tag_ref("v2.0.0"), "amd64");
+    body["image"] = w.report_body(COMMIT_B, "", "amd64")["image"].clone();
+    let reply = w.report_as(&token, &body).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("(the ref GitHub signed for this run is recorded)")),
+        "{}",
+        reply.body
+    );
+    w.release("published", 1, "v2.0.0", "master", false).await;
+    w.run_jobs().await;
+    assert_eq!(releases(&w).await[0]["commit_source"], "oidc");
+    // Published from the builds already there (the release takes over the commit's tags).
+    let tags = w.tags().await;
+    assert_eq!(tags["2.0.0"], tags["sha-aaaaaaa"], "{tags:?}");
+    let amd64 = builds(&w)
+        .await
+        .into_iter()
+        .find(|b| b["platform"] == "linux/amd64")
+        .expect("the amd64 build");
+    assert_eq!(
+        amd64["digest"],
+        json!(w.builds[COMMIT_A].amd64),
+        "not replaced"
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_while_keys_are_fetched_does_not_leave_hoist_without_keys() {
+    let w = World::new().await;
+    w.issuer.set_jwks_delay(Duration::from_millis(400));
+    let v1 = tag_ref("v1.0.0");
+    let body = w.report_body(COMMIT_A, &v1, "amd64");
+    // Two clients hang up before the keys come: the first started the fetch, the second
+    // would have been the once-a-minute refetch.
+    for _ in 0..2 {
+        let token = w.issuer.token_for(REPOSITORY, COMMIT_A, &v1);
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(50), w.report_as(&token, &body)).await;
+        assert!(gave_up.is_err(), "the client hung up first");
+    }
+    let reply = w
+        .report_as(&w.issuer.token_for(REPOSITORY, COMMIT_A, &v1), &body)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    assert_eq!(w.issuer.jwks_fetches(), 1, "one fetch, finished for all");
+    w.finish().await;
 }

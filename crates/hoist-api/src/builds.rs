@@ -103,8 +103,13 @@ pub(crate) async fn handle_build_report(
             previous_digest,
         } => ("replaced", build, Some(previous_digest)),
         BuildOutcome::AlreadyPublished { existing } => {
+            let kept = if provenance.is_signed() {
+                " (the ref GitHub signed for this run is recorded)"
+            } else {
+                ""
+            };
             return Err(ApiError::Conflict(format!(
-                "{} at {} for {} was already published as {}; a new digest cannot replace it",
+                "{} at {} for {} was already published as {}; a new digest cannot replace it{kept}",
                 existing.repository,
                 existing.commit,
                 existing

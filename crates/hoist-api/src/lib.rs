@@ -71,7 +71,7 @@ struct Inner {
     build: BuildInfo,
     shutdown: CancellationToken,
     /// Checks GitHub Actions OIDC tokens, when `[github] oidc_audience` is set.
-    oidc: Option<oidc::OidcVerifier>,
+    oidc: Option<Arc<oidc::OidcVerifier>>,
 }
 
 impl AppState {
@@ -84,7 +84,11 @@ impl AppState {
         build: BuildInfo,
         shutdown: CancellationToken,
     ) -> Self {
-        let oidc = config.github.oidc.clone().map(oidc::OidcVerifier::new);
+        let oidc = config
+            .github
+            .oidc
+            .clone()
+            .map(|c| Arc::new(oidc::OidcVerifier::new(c)));
         AppState {
             inner: Arc::new(Inner {
                 oidc,
@@ -114,7 +118,7 @@ impl AppState {
         &self.inner.build
     }
 
-    pub(crate) fn oidc(&self) -> Option<&oidc::OidcVerifier> {
+    pub(crate) fn oidc(&self) -> Option<&Arc<oidc::OidcVerifier>> {
         self.inner.oidc.as_ref()
     }
 

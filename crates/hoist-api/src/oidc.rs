@@ -9,6 +9,7 @@
 //! issuer is bounded in size and time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -51,7 +52,11 @@ pub struct OidcVerifier {
     config: Oidc,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    fetches: Mutex<Fetches>,
+    /// Held while a fetch runs (by the fetch's own task), so one runs at a time and a
+    /// request that arrives meanwhile waits for its keys.
+    fetches: Arc<Mutex<Fetches>>,
+    /// What went wrong with the last fetch, if it failed.
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 /// How the key set was fetched so far: the first fetch is free, each later one (an
@@ -60,8 +65,6 @@ pub struct OidcVerifier {
 struct Fetches {
     attempted: bool,
     last_refetch: Option<Instant>,
-    /// What went wrong with the last fetch, if it failed.
-    failure: Option<String>,
 }
 
 impl std::fmt::Debug for OidcVerifier {
@@ -90,12 +93,13 @@ impl OidcVerifier {
             config,
             http,
             keys: RwLock::new(HashMap::new()),
-            fetches: Mutex::new(Fetches::default()),
+            fetches: Arc::new(Mutex::new(Fetches::default())),
+            failure: std::sync::Mutex::new(None),
         }
     }
 
     /// The verified claims of `token`.
-    pub async fn verify(&self, token: &str) -> Result<ActionsClaims, OidcError> {
+    pub async fn verify(self: &Arc<Self>, token: &str) -> Result<ActionsClaims, OidcError> {
         if token.len() > MAX_TOKEN {
             return Err(invalid("the token is longer than any GitHub issues"));
         }
@@ -154,42 +158,71 @@ impl OidcVerifier {
 
     /// The key named `kid`, fetching the key set the first time, and again when `kid` is
     /// unknown and the last refetch is over a minute old.
-    async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, OidcError> {
+    async fn key(self: &Arc<Self>, kid: &str) -> Result<Option<DecodingKey>, OidcError> {
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(Some(key.clone()));
         }
-        let mut fetches = self.fetches.lock().await;
+        let mut fetches = Arc::clone(&self.fetches).lock_owned().await;
         // Another request may have fetched them while this one waited.
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(Some(key.clone()));
         }
-        if fetches.attempted {
-            if fetches
+        if fetches.attempted
+            && fetches
                 .last_refetch
                 .is_some_and(|at| at.elapsed() < REFETCH_EVERY)
-            {
-                return match &fetches.failure {
-                    Some(why) => Err(OidcError::Unavailable(why.clone())),
-                    None => Ok(None),
-                };
-            }
+        {
+            return match self.last_failure() {
+                Some(why) => Err(OidcError::Unavailable(why)),
+                None => Ok(None),
+            };
+        }
+        if fetches.attempted {
             fetches.last_refetch = Some(Instant::now());
         }
         fetches.attempted = true;
-        match self.fetch_keys().await {
+        // The fetch runs on its own task, holding the lock, and keeps what it found even if
+        // this request is dropped half-way (a client that hangs up): the rate limit above
+        // then cannot leave hoist without keys for a minute.
+        let this = Arc::clone(self);
+        let fetch = tokio::spawn(async move {
+            this.fetch_and_keep().await;
+            drop(fetches);
+        });
+        let _ = fetch.await;
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(Some(key.clone()));
+        }
+        match self.last_failure() {
+            Some(why) => Err(OidcError::Unavailable(why)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    async fn fetch_and_keep(&self) {
+        let result = self.fetch_keys().await;
+        let failure = match result {
             Ok(keys) => {
                 tracing::info!(issuer = %self.config.issuer, keys = keys.len(), "fetched OIDC signing keys");
-                let found = keys.get(kid).cloned();
                 *self.keys.write().await = keys;
-                fetches.failure = None;
-                Ok(found)
+                None
             }
             Err(why) => {
                 tracing::warn!(issuer = %self.config.issuer, error = %why, "could not fetch OIDC signing keys");
-                fetches.failure = Some(why.clone());
-                Err(OidcError::Unavailable(why))
+                Some(why)
             }
-        }
+        };
+        *self
+            .failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = failure;
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, String> {
@@ -216,7 +249,7 @@ impl OidcVerifier {
             .as_array()
             .ok_or_else(|| format!("{jwks_uri} is not a key set"))?;
         let mut keys = HashMap::new();
-        for entry in entries.iter().take(MAX_KEYS) {
+        for entry in entries {
             let usable = entry["kty"] == "RSA"
                 && entry.get("alg").is_none_or(|a| a == "RS256")
                 && entry.get("use").is_none_or(|u| u == "sig");
@@ -232,6 +265,9 @@ impl OidcVerifier {
             }
             if let Ok(key) = DecodingKey::from_rsa_components(n, e) {
                 keys.insert(kid.to_owned(), key);
+            }
+            if keys.len() == MAX_KEYS {
+                break;
             }
         }
         Ok(keys)

@@ -101,9 +101,20 @@ impl Provenance {
     }
 }
 
-/// Events whose runs build code from outside the repository's own branches: refused unless
-/// a workflow is listed for them, which hoist does not offer.
-const REFUSED_EVENTS: [&str; 2] = ["pull_request", "pull_request_target"];
+/// Events whose runs may report builds: each runs code of the repository's own refs, started
+/// by a push, a release, or someone with write access. Everything else is refused, above
+/// all `pull_request` and `pull_request_target` (code from forks), and the events a pull
+/// request's author can set off on the default branch (`issue_comment`,
+/// `pull_request_review*`, `workflow_run` after a fork's workflow).
+pub const ACCEPTED_EVENTS: [&str; 7] = [
+    "push",
+    "release",
+    "create",
+    "workflow_dispatch",
+    "repository_dispatch",
+    "schedule",
+    "merge_group",
+];
 
 /// Why a verified token may not stand behind a report (403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,9 +127,7 @@ pub enum BindError {
     Ref { claimed: String, reported: String },
     #[error("the OIDC token's ref {0:?} is neither refs/tags/<name> nor refs/heads/<name>")]
     RefKind(String),
-    #[error(
-        "runs of {0} events may not report builds: they build code from outside the repository"
-    )]
+    #[error("runs of {0} events may not report builds: only runs of {accepted} events build the repository's own code", accepted = ACCEPTED_EVENTS.join(", "))]
     Event(String),
     #[error(
         "workflow {job_workflow_ref} is not one this repository accepts ({}); see [[repository]] ci_workflows",
@@ -171,7 +180,7 @@ impl ActionsClaims {
             Some(_) => {}
             None => report.git_ref = Some(self.git_ref.clone()),
         }
-        if REFUSED_EVENTS.contains(&self.event_name.as_str()) {
+        if !ACCEPTED_EVENTS.contains(&self.event_name.as_str()) {
             return Err(BindError::Event(self.event_name.clone()));
         }
         let accepted = if repo.ci_workflows.is_empty() {
@@ -225,15 +234,25 @@ impl WorkflowPattern {
     pub fn any_of(repository: &RepoName) -> WorkflowPattern {
         WorkflowPattern {
             repository: repository.as_str().to_ascii_lowercase(),
-            rest: "*".to_owned(),
+            rest: "*@*".to_owned(),
         }
     }
 
+    /// The path and the ref match apart, split at the last `@`: a `*` never spans the `@`,
+    /// so a workflow file named `release.yml@refs/tags/x.yml` is not `release.yml` at a tag.
     pub fn matches(&self, job_workflow_ref: &str) -> bool {
         let Some((repository, rest)) = split_workflow_ref(job_workflow_ref) else {
             return false;
         };
-        glob(&self.repository, &repository.to_ascii_lowercase()) && glob(&self.rest, rest)
+        let (Some((path, at)), Some((want_path, want_at))) =
+            (rest.rsplit_once('@'), self.rest.rsplit_once('@'))
+        else {
+            return false;
+        };
+        glob(&self.repository, &repository.to_ascii_lowercase())
+            && !path.contains('@')
+            && glob(want_path, path)
+            && glob(want_at, at)
     }
 }
 
@@ -244,6 +263,9 @@ impl FromStr for WorkflowPattern {
         let bad = || WorkflowPatternError(text.to_owned());
         let (repository, rest) = split_workflow_ref(text).ok_or_else(bad)?;
         let (path, at) = rest.rsplit_once('@').ok_or_else(bad)?;
+        if path.contains('@') {
+            return Err(bad());
+        }
         let repository_ok = repository.split('/').all(|part| {
             !part.is_empty()
                 && part

@@ -110,17 +110,31 @@ impl Pipeline {
             return Ok(None);
         }
         if let Some(api) = &self.config.github.api {
-            if crate::github::commit_on_branch(&self.github, api, repository, branch, commit)
-                .await?
+            // A refusal (a token without access, a commit GitHub does not know) parks the
+            // publication like a "no": a signed push or OIDC report may still confirm it.
+            return match crate::github::commit_on_branch(
+                &self.github,
+                api,
+                repository,
+                branch,
+                commit,
+            )
+            .await
             {
-                self.store
-                    .confirm_branch_from_api(repository, branch, commit)
-                    .await?;
-                return Ok(None);
-            }
-            return Ok(Some(format!(
-                "GitHub's API says commit {commit} is not on {branch}"
-            )));
+                Ok(true) => {
+                    self.store
+                        .confirm_branch_from_api(repository, branch, commit)
+                        .await?;
+                    Ok(None)
+                }
+                Ok(false) => Ok(Some(format!(
+                    "GitHub's API says commit {commit} is not on {branch}"
+                ))),
+                Err(error) if error.is_retryable() => Err(error),
+                Err(error) => Ok(Some(format!(
+                    "GitHub's API could not confirm commit {commit} is on {branch} ({error}); waiting for a signed push of {branch} or a build reported with an OIDC token from a run on {branch}"
+                ))),
+            };
         }
         Ok(Some(format!(
             "commit {commit} not yet confirmed on {branch} by GitHub: waiting for a signed push of {branch} or a build reported with an OIDC token from a run on {branch}"

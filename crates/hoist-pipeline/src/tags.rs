@@ -190,8 +190,9 @@ impl Pipeline {
     }
 
     /// The commit holding `tag`, when it is later on the default branch than this
-    /// publication's: a branch's tags never move back. Later means later in
-    /// push order when pushes named both commits, else reported later.
+    /// publication's: a branch's tags never move back. Later means later in push order
+    /// when pushes named both commits; whichever a push named beats one none did; else
+    /// reported later.
     async fn newer_branch_holder(
         &self,
         repo: &Repository,
@@ -217,10 +218,14 @@ impl Pipeline {
             .store
             .branch_position(repository, branch, &holder_commit)
             .await?;
-        // Report order: the branch publications of the two commits, created as their
-        // default-branch builds came in.
+        // A commit no push placed on the branch (confirmed by an OIDC report or the API:
+        // on the branch, but not where) never displaces one a push placed: it may be an
+        // old commit, re-run or re-reported. Without pushes for either, report order: the
+        // branch publications of the two commits, created as their builds came in.
         let newer = match (ours, theirs) {
             (Some(ours), Some(theirs)) => theirs > ours,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
             _ => holder.branch_publication_id.unwrap_or(holder_id) > publication.id,
         };
         Ok(newer.then_some(holder_commit))

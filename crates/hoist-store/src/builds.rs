@@ -91,14 +91,16 @@ pub enum BuildOutcome {
     },
 }
 
-/// The builds of `commit` changed: its publications to `target` that wait (or stalled)
-/// look again, and a commit built on the default branch gets its branch publication.
+/// The builds of `commit` changed: a commit built on the default branch gets its branch
+/// publication, and with `wake` its publications to `target` that wait (or stalled) look
+/// again (a new branch publication always does).
 pub(crate) async fn builds_changed(
     conn: &mut SqliteConnection,
     target: &Target,
     repository: &str,
     commit: &str,
     reported_ref: Option<&str>,
+    wake: bool,
 ) -> Result<(), StoreError> {
     let branch_ref = format!("refs/heads/{}", target.default_branch);
     let on_branch = reported_ref == Some(branch_ref.as_str())
@@ -113,7 +115,13 @@ pub(crate) async fn builds_changed(
         .await?
             > 0;
     if on_branch {
-        ensure_publication(conn, &target.image, repository, commit, None).await?;
+        let (_, created) =
+            ensure_publication(conn, &target.image, repository, commit, None).await?;
+        if !wake && !created {
+            return Ok(());
+        }
+    } else if !wake {
+        return Ok(());
     }
     let image = target.image.as_str();
     let publications = sqlx::query!(
@@ -217,11 +225,17 @@ impl Store {
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                if published > 0 {
+                if published > 0 && !provenance.is_signed() {
                     tx.rollback().await?;
                     return Ok(BuildOutcome::AlreadyPublished { existing });
                 }
-                sqlx::query!(
+                if published > 0 {
+                    // The build is refused, but what GitHub signed about the run still
+                    // holds: its tag or branch names this commit.
+                    changed = false;
+                    BuildOutcome::AlreadyPublished { existing }
+                } else {
+                    sqlx::query!(
                     "UPDATE builds SET image = ?, digest = ?, git_ref = ifnull(?, git_ref), reported_by = ?,
                          ref_source = ?, ci_identity = ?,
                          updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -236,12 +250,15 @@ impl Store {
                 )
                 .execute(&mut *tx)
                 .await?;
-                let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("the replaced build vanished".to_owned()))?;
-                BuildOutcome::Replaced {
-                    build,
-                    previous_digest: existing.digest.to_string(),
+                    let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("the replaced build vanished".to_owned())
+                        })?;
+                    BuildOutcome::Replaced {
+                        build,
+                        previous_digest: existing.digest.to_string(),
+                    }
                 }
             }
             None => {
@@ -280,14 +297,25 @@ impl Store {
                 )
                 .execute(&mut *tx)
                 .await?;
-                let tagged = sqlx::query_scalar!(
-                    "SELECT commit_sha FROM git_tags WHERE repository = ? AND tag = ?",
+                // What the tag is now: this fact, an earlier one, or deleted (no commit).
+                let tagged = sqlx::query!(
+                    "SELECT commit_sha, source FROM git_tags WHERE repository = ? AND tag = ?",
                     repository,
                     tag
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                resolve_waiting_releases(&mut tx, target, repository, tag, &tagged, "oidc").await?;
+                if let Some(tagged_commit) = &tagged.commit_sha {
+                    resolve_waiting_releases(
+                        &mut tx,
+                        target,
+                        repository,
+                        tag,
+                        tagged_commit,
+                        &tagged.source,
+                    )
+                    .await?;
+                }
             }
             (true, None, Some(branch)) => {
                 sqlx::query!(
@@ -304,14 +332,19 @@ impl Store {
             (false, Some(tag), _) => note_claim_conflicts(&mut tx, repository, tag).await?,
             _ => {}
         }
+        // Only news wakes the commit's publications (a report sent again changes nothing and
+        // asks GitHub nothing); the same images reported for the default branch still get
+        // the branch publication.
         let branch_ref = format!("refs/heads/{}", target.default_branch);
-        if changed || report.git_ref.as_deref() == Some(branch_ref.as_str()) {
+        let for_branch = report.git_ref.as_deref() == Some(branch_ref.as_str());
+        if changed || (for_branch && !matches!(outcome, BuildOutcome::AlreadyPublished { .. })) {
             builds_changed(
                 &mut tx,
                 target,
                 repository,
                 commit,
                 report.git_ref.as_deref(),
+                changed || provenance.is_signed(),
             )
             .await?;
         }

@@ -109,7 +109,10 @@ async fn apply_tag_push(
 ) -> Result<(&'static str, String), StoreError> {
     if event.deleted {
         sqlx::query!(
-            "DELETE FROM git_tags WHERE repository = ? AND tag = ?",
+            "INSERT INTO git_tags (repository, tag, commit_sha, source) VALUES (?1, ?2, NULL, 'push')
+             ON CONFLICT (repository, tag) DO UPDATE SET
+                 commit_sha = NULL, source = 'push',
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             repository,
             tag
         )
@@ -122,9 +125,10 @@ async fn apply_tag_push(
     };
     let commit = commit.as_str();
     sqlx::query!(
-        "INSERT INTO git_tags (repository, tag, commit_sha) VALUES (?1, ?2, ?3)
+        "INSERT INTO git_tags (repository, tag, commit_sha, source) VALUES (?1, ?2, ?3, 'push')
          ON CONFLICT (repository, tag) DO UPDATE SET
              commit_sha = excluded.commit_sha,
+             source = 'push',
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         repository,
         tag,
@@ -160,7 +164,7 @@ async fn apply_branch_push(
         .rows_affected();
         // Signed now: a build claimed for the default branch on this commit may publish.
         if branch == target.default_branch {
-            builds_changed(conn, target, repository, commit, None).await?;
+            builds_changed(conn, target, repository, commit, None, true).await?;
         }
     }
     let head = event

@@ -251,7 +251,7 @@ async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_build
         (parked[0].step, parked[0].error.as_deref()),
         (
             Some(hoist_domain::Step::Wait),
-            Some(crate::publications::NO_BUILDS_YET)
+            Some(publications::NO_BUILDS_YET)
         )
     );
     // The first build wakes it.
@@ -444,14 +444,30 @@ async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
 }
 
 #[tokio::test]
-async fn a_deleted_tag_is_forgotten() {
+async fn a_deleted_tag_names_no_commit_until_it_is_pushed_again() {
     let f = fixture().await;
     f.deliver_push("d-1", "v5", &tag_push("v5", Some(COMMIT)))
         .await;
-    assert_eq!(f.count("git_tags").await, 1);
+    let tagged = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT commit_sha FROM git_tags WHERE tag = 'v5'")
+            .fetch_one(f.store.reader())
+            .await
+            .unwrap()
+    };
+    assert_eq!(tagged().await.as_deref(), Some(COMMIT));
     let deleted = f.deliver_push("d-2", "v5", &tag_push("v5", None)).await;
     assert_eq!(deleted.answer.reason.as_deref(), Some("tag v5 deleted"));
-    assert_eq!(f.count("git_tags").await, 0);
+    assert_eq!(tagged().await, None, "remembered as deleted");
+    // A signed report of the old tag's run does not bring the commit back.
+    let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v5"));
+    f.store
+        .record_build(&f.target(), &report, &signed())
+        .await
+        .unwrap();
+    assert_eq!(tagged().await, None);
+    f.deliver_push("d-3", "v5", &tag_push("v5", Some(OTHER)))
+        .await;
+    assert_eq!(tagged().await.as_deref(), Some(OTHER));
 }
 
 #[tokio::test]

@@ -341,7 +341,8 @@ async fn resolve_commit(
         )));
     }
     let tagged = sqlx::query!(
-        "SELECT commit_sha, source FROM git_tags WHERE repository = ? AND tag = ?",
+        r#"SELECT commit_sha AS "commit_sha!", source FROM git_tags
+           WHERE repository = ? AND tag = ? AND commit_sha IS NOT NULL"#,
         repository,
         event.tag_name
     )

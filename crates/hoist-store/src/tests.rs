@@ -195,6 +195,9 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         for sql in [
             "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (7, 'o/a', 70, 'v1.0.0', 'main', 0, 'published', 'published', ?1, 'push')",
             "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (8, 'o/a', 80, 'v2.0.0', 'main', 0, 'published', 'published', ?2, 'push')",
+            // Resolved by a CI claim, never published: it waits for a signed fact again.
+            "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (9, 'o/a', 90, 'v3.0.0', 'main', 0, 'published', 'published', ?2, 'build')",
+            "INSERT INTO git_tags (repository, tag, commit_sha) VALUES ('o/a', 'v2.0.0', ?2)",
             "INSERT INTO publications (id, image, repository, commit_sha, release_id, state, step, index_digest) VALUES (5, 'r/o/a', 'o/a', ?1, 7, 'succeeded', NULL, 'sha256:1111111111111111111111111111111111111111111111111111111111111111')",
             "INSERT INTO publication_steps (publication_id, step, finished_at) VALUES (5, 'tags', 'now')",
             "INSERT INTO tag_events (id, image, tag, digest, kind, publication_id, release_tag) VALUES (3, 'r/o/a', '1.0.0', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 'create', 5, 'v1.0.0')",
@@ -220,6 +223,32 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
     })
     .await
     .unwrap();
+    let releases = store.list_releases("o/a", 0, 10).await.unwrap();
+    let resolved: Vec<(i64, Option<&str>, Option<&str>)> = releases
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                r.commit.as_ref().map(|c| c.as_str()),
+                r.commit_source.as_deref(),
+            )
+        })
+        .collect();
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    assert_eq!(
+        resolved,
+        [
+            (7, Some(a.as_str()), Some("push")),
+            (8, Some(b.as_str()), Some("push")),
+            (9, None, None)
+        ]
+    );
+    let tag: (String, String) =
+        sqlx::query_as("SELECT commit_sha, source FROM git_tags WHERE tag = 'v2.0.0'")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+    assert_eq!(tag, (b.clone(), "push".to_owned()));
     let publication = store.publication(5).await.unwrap().unwrap();
     assert_eq!(publication.state, hoist_domain::PublicationState::Succeeded);
     assert_eq!(publication.version_tag.as_deref(), Some("v1.0.0"));
@@ -255,7 +284,12 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
     };
     store.resync_repository(&target, "o/a").await.unwrap();
     let revived = store
-        .list_publications(None, Some(hoist_domain::PublicationState::Waiting), i64::MAX, 10)
+        .list_publications(
+            None,
+            Some(hoist_domain::PublicationState::Waiting),
+            i64::MAX,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(revived.len(), 1, "{revived:?}");
@@ -265,7 +299,7 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
     );
     assert_eq!(
         revived[0].error.as_deref(),
-        Some(crate::publications::NO_BUILDS_YET)
+        Some(publications::NO_BUILDS_YET)
     );
     assert_eq!(
         store.claim_job(Duration::from_secs(60)).await.unwrap(),

@@ -145,8 +145,21 @@ fn claims_that_differ_from_the_report_are_refused_by_name() {
 }
 
 #[test]
-fn pull_request_runs_are_refused() {
-    for event in ["pull_request", "pull_request_target"] {
+fn only_runs_of_the_repository_s_own_events_may_report() {
+    for event in ACCEPTED_EVENTS {
+        let mut c = claims();
+        c.event_name = event.to_owned();
+        bind(&c, report(None), "").unwrap_or_else(|e| panic!("{event}: {e}"));
+    }
+    for event in [
+        "pull_request",
+        "pull_request_target",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "issue_comment",
+        "workflow_run",
+        "discussion_comment",
+    ] {
         let mut c = claims();
         c.event_name = event.to_owned();
         assert_eq!(
@@ -177,6 +190,19 @@ fn workflows_outside_ci_workflows_are_refused() {
         bind(&other_file, report(None), listed),
         Err(BindError::Workflow { .. })
     ));
+    // A file whose name holds an @ is not the listed file at a tag.
+    let mut sneaky = claims();
+    sneaky.job_workflow_ref =
+        "octo-org/app/.github/workflows/release.yml@refs/tags/x.yml@refs/heads/feature".to_owned();
+    assert!(matches!(
+        bind(&sneaky, report(None), listed),
+        Err(BindError::Workflow { .. })
+    ));
+    let wide = r#"ci_workflows = ["octo-org/app/.github/workflows/*@refs/tags/*"]"#;
+    assert!(matches!(
+        bind(&sneaky, report(None), wide),
+        Err(BindError::Workflow { .. })
+    ));
     let mut branch = claims();
     branch.job_workflow_ref =
         "octo-org/app/.github/workflows/release.yml@refs/heads/dev".to_owned();
@@ -204,6 +230,7 @@ fn workflow_globs_are_checked_when_parsed() {
         "octo-org//.github/workflows/x.yml@*",
         "octo org/app/.github/workflows/x.yml@*",
         "octo-org/app/.github/workflows/x.yml@",
+        "octo-org/app/.github/workflows/x@y.yml@*",
     ] {
         assert!(bad.parse::<WorkflowPattern>().is_err(), "{bad:?}");
     }
