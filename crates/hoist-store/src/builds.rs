@@ -184,6 +184,7 @@ impl Store {
                 ),
             };
 
+        let queued = crate::jobs::queued_so_far();
         let mut tx = self.writer.begin().await?;
         let existing = fetch_build(&mut tx, repository, commit, platform.as_deref()).await?;
         // Whether the report tells anything new: a ref added to the same image counts, as
@@ -329,7 +330,9 @@ impl Store {
                 .await?;
             }
             // A claim: it may contradict what GitHub signed for the tag.
-            (false, Some(tag), _) => note_claim_conflicts(&mut tx, repository, tag).await?,
+            (false, Some(tag), _) => {
+                note_claim_conflicts(&mut tx, repository, tag).await?;
+            }
             _ => {}
         }
         // Only news wakes the commit's publications (a report sent again changes nothing and
@@ -349,7 +352,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.notify_workers();
+        self.notify_workers_if_queued(queued);
         Ok(outcome)
     }
 

@@ -177,6 +177,17 @@ async fn apply_branch_push(
     ))
 }
 
+/// The answer a delivery id got the first time, for its redelivery.
+fn first_answer(status: i64, response: &str) -> Result<Recorded, StoreError> {
+    let answer = serde_json::from_str(response)
+        .map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))?;
+    Ok(Recorded {
+        duplicate: true,
+        status: u16::try_from(status).unwrap_or(202),
+        answer,
+    })
+}
+
 impl Store {
     /// Records a verified delivery and its effect in one transaction. A delivery id seen
     /// before changes nothing and gets the first answer back.
@@ -185,38 +196,29 @@ impl Store {
         delivery: &Delivery<'_>,
         effect: WebhookEffect<'_>,
     ) -> Result<Recorded, StoreError> {
+        let queued = crate::jobs::queued_so_far();
         let mut tx = self.writer.begin().await?;
-        let inserted = sqlx::query_scalar!(
-            r#"INSERT INTO deliveries
-                   (source, delivery_id, event, action, repository, outcome, status, response,
-                    body_sha256)
-               VALUES ('github', ?1, ?2, ?3, ?4, 'pending', 0, '{}', ?5)
-               ON CONFLICT (source, delivery_id) DO NOTHING
-               RETURNING id AS "id!""#,
+        // One look for both: the delivery id answered before, and the same body applied
+        // before under another id. The delivery row is written last, with its answer.
+        let seen = sqlx::query!(
+            r#"SELECT
+                   (SELECT status FROM deliveries WHERE source = 'github' AND delivery_id = ?1)
+                       AS "status: i64",
+                   (SELECT response FROM deliveries WHERE source = 'github' AND delivery_id = ?1)
+                       AS "response: String",
+                   (SELECT delivery_id FROM deliveries
+                    WHERE source = 'github' AND body_sha256 = ?2 ORDER BY id LIMIT 1)
+                       AS "replay_of: String"
+            "#,
             delivery.delivery_id,
-            delivery.event,
-            delivery.action,
-            delivery.repository,
             delivery.body_sha256
         )
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(id) = inserted else {
-            let first = sqlx::query!(
-                "SELECT status, response FROM deliveries WHERE source = 'github' AND delivery_id = ?",
-                delivery.delivery_id
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+        if let (Some(status), Some(response)) = (seen.status, &seen.response) {
             tx.rollback().await?;
-            let answer = serde_json::from_str(&first.response)
-                .map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))?;
-            return Ok(Recorded {
-                duplicate: true,
-                status: u16::try_from(first.status).unwrap_or(202),
-                answer,
-            });
-        };
+            return first_answer(status, response);
+        }
 
         let mut answer = WebhookAnswer {
             delivery: delivery.delivery_id.to_owned(),
@@ -228,19 +230,7 @@ impl Store {
         // The signature covers the body, not the delivery id: the same signed body under a
         // new id is a replay (or a copy) of an event already applied, and changes nothing.
         let acts = !matches!(effect, WebhookEffect::Ping | WebhookEffect::Ignore(_));
-        let replay_of = if acts {
-            sqlx::query_scalar!(
-                "SELECT delivery_id FROM deliveries
-                     WHERE source = 'github' AND body_sha256 = ?1 AND id <> ?2
-                     ORDER BY id LIMIT 1",
-                delivery.body_sha256,
-                id
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-        } else {
-            None
-        };
+        let replay_of = seen.replay_of.filter(|_| acts);
         let effect = match replay_of {
             Some(first) => {
                 answer.outcome = "ignored".to_owned();
@@ -310,18 +300,39 @@ impl Store {
         }
         let response =
             serde_json::to_string(&answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query!(
-            "UPDATE deliveries SET outcome = ?, reason = ?, status = ?, response = ? WHERE id = ?",
+        let stored = sqlx::query!(
+            "INSERT INTO deliveries
+                 (source, delivery_id, event, action, repository, outcome, reason, status, response,
+                  body_sha256)
+             VALUES ('github', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (source, delivery_id) DO NOTHING",
+            delivery.delivery_id,
+            delivery.event,
+            delivery.action,
+            delivery.repository,
             answer.outcome,
             answer.reason,
             status,
             response,
-            id
+            delivery.body_sha256
         )
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if stored == 0 {
+            // Recorded meanwhile by another writer (the database keeps delivery ids unique):
+            // that one applied, this one is its redelivery.
+            tx.rollback().await?;
+            let first = sqlx::query!(
+                "SELECT status, response FROM deliveries WHERE source = 'github' AND delivery_id = ?",
+                delivery.delivery_id
+            )
+            .fetch_one(&self.writer)
+            .await?;
+            return first_answer(first.status, &first.response);
+        }
         tx.commit().await?;
-        self.notify_workers();
+        self.notify_workers_if_queued(queued);
         Ok(Recorded {
             duplicate,
             status,

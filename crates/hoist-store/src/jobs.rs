@@ -33,10 +33,21 @@ fn seconds(d: Duration) -> f64 {
 /// Queues `job` inside the caller's transaction, unless it is a publication's and that
 /// publication already has a queued job (which will see everything this one would).
 /// Returns the new job's id, or `None` when the publication's queued job stands for it.
+/// How many times [`enqueue`] made a job due, in this process: a writer that sees it move
+/// during its transaction wakes the workers after committing, and one that does not leaves
+/// them asleep (an ingest that queued nothing costs the workers nothing).
+static QUEUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The [`QUEUED`] count now, to compare after a commit.
+pub(crate) fn queued_so_far() -> u64 {
+    QUEUED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 pub(crate) async fn enqueue(
     conn: &mut SqliteConnection,
     job: &Job,
 ) -> Result<Option<i64>, StoreError> {
+    QUEUED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let kind = job.kind();
     let payload = job.to_payload();
     let publication = job.publication_id();
@@ -81,6 +92,13 @@ impl Store {
     /// Wakes idle workers; call after a transaction that queued jobs has committed.
     pub fn notify_workers(&self) {
         self.jobs_changed.notify_waiters();
+    }
+
+    /// Wakes the workers if a job was queued since [`queued_so_far`] said `before`.
+    pub(crate) fn notify_workers_if_queued(&self, before: u64) {
+        if queued_so_far() != before {
+            self.notify_workers();
+        }
     }
 
     /// Resolves when a job may have been queued. Create it *before* looking for work, so a

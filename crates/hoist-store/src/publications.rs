@@ -180,10 +180,14 @@ pub(crate) async fn ensure_publication(
     let (waiting, wait) = (PublicationState::Waiting.as_str(), Step::Wait.as_str());
     // With no build of the commit yet there is nothing for a worker to do: the publication
     // starts parked in the wait step, as a worker would leave it, and a build wakes it.
-    let created = sqlx::query!(
-        "INSERT OR IGNORE INTO publications (image, repository, commit_sha, release_id, state, step, error)
-         SELECT ?1, ?2, ?3, ?4, ?5, CASE WHEN built THEN NULL ELSE ?6 END, CASE WHEN built THEN NULL ELSE ?7 END
-         FROM (SELECT EXISTS (SELECT 1 FROM builds WHERE repository = ?2 AND commit_sha = ?3) AS built)",
+    let inserted = sqlx::query_as!(
+        RawPublication,
+        r#"INSERT OR IGNORE INTO publications (image, repository, commit_sha, release_id, state, step, error)
+           SELECT ?1, ?2, ?3, ?4, ?5, CASE WHEN built THEN NULL ELSE ?6 END, CASE WHEN built THEN NULL ELSE ?7 END
+           FROM (SELECT EXISTS (SELECT 1 FROM builds WHERE repository = ?2 AND commit_sha = ?3) AS built)
+           RETURNING id AS "id!", image, repository, commit_sha AS "commit", release_id, state, step,
+                     error, index_digest, version_tag, created_at, updated_at
+        "#,
         image,
         repository,
         commit,
@@ -192,10 +196,11 @@ pub(crate) async fn ensure_publication(
         wait,
         NO_BUILDS_YET
     )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(raw) = inserted {
+        return Ok((PublicationRow::try_from(raw)?, true));
+    }
     let raw = sqlx::query_as!(
         RawPublication,
         r#"SELECT id AS "id!", image, repository, commit_sha AS "commit", release_id, state, step,
@@ -208,7 +213,7 @@ pub(crate) async fn ensure_publication(
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok((PublicationRow::try_from(raw)?, created))
+    Ok((PublicationRow::try_from(raw)?, false))
 }
 
 impl Store {

@@ -112,6 +112,8 @@ pub(crate) struct Before<'a> {
     pub prerelease: Option<bool>,
     /// The tag before the delivery.
     pub tag: Option<&'a str>,
+    /// The release row is new: no publication can be of it yet.
+    pub fresh: bool,
 }
 
 /// Brings the publications of release `release_id` to `target` in line with the release
@@ -142,14 +144,18 @@ async fn sync_release_row(
     let flag_off = before.prerelease == Some(true) && !release.prerelease;
     let tag_changed = before.tag.is_some_and(|tag| tag != release.tag);
     let image = target.image.as_str();
-    let publications = sqlx::query!(
-        r#"SELECT id AS "id!", commit_sha, state, version_tag, index_digest FROM publications
-           WHERE release_id = ?1 AND image = ?2 ORDER BY id"#,
-        release_id,
-        image
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let publications = if before.fresh {
+        Vec::new()
+    } else {
+        sqlx::query!(
+            r#"SELECT id AS "id!", commit_sha, state, version_tag, index_digest FROM publications
+               WHERE release_id = ?1 AND image = ?2 ORDER BY id"#,
+            release_id,
+            image
+        )
+        .fetch_all(&mut *conn)
+        .await?
+    };
     for publication in publications {
         let state = publication_state(&publication.state)?;
         let kept = live
@@ -221,6 +227,17 @@ async fn sync_release_row(
     Ok(())
 }
 
+/// The claim conflict recorded on release `id`.
+async fn fetch_claim_conflict(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<String>, StoreError> {
+    let conflict = sqlx::query_scalar!("SELECT claim_conflict FROM releases WHERE id = ?", id)
+        .fetch_one(conn)
+        .await?;
+    Ok(conflict)
+}
+
 /// Gives every release of `repository` tagged `tag` that still lacks a commit this one,
 /// and brings their publications in line.
 pub(crate) async fn resolve_waiting_releases(
@@ -260,7 +277,7 @@ pub(crate) async fn note_claim_conflicts(
     conn: &mut SqliteConnection,
     repository: &str,
     tag: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let git_ref = format!("refs/tags/{tag}");
     // Almost always neither a claim for the tag nor a conflict recorded: one look.
     let anything = sqlx::query_scalar!(
@@ -276,8 +293,9 @@ pub(crate) async fn note_claim_conflicts(
     .fetch_one(&mut *conn)
     .await?;
     if !anything {
-        return Ok(());
+        return Ok(false);
     }
+    let mut changed = false;
     let releases = sqlx::query!(
         r#"SELECT id AS "id!", commit_sha AS "commit!", commit_source, claim_conflict FROM releases
            WHERE repository = ? AND tag_name = ? AND commit_sha IS NOT NULL"#,
@@ -312,6 +330,7 @@ pub(crate) async fn note_claim_conflicts(
         if conflict == release.claim_conflict {
             continue;
         }
+        changed = true;
         sqlx::query!(
             "UPDATE releases SET claim_conflict = ? WHERE id = ?",
             conflict,
@@ -323,7 +342,7 @@ pub(crate) async fn note_claim_conflicts(
             tracing::warn!(release = release.id, %repository, %tag, %conflict, "a CI claim contradicts GitHub");
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// The commit a release's tag points at, from the first signed fact that knows it:
@@ -372,7 +391,7 @@ pub(crate) async fn apply_release(
 ) -> Result<AppliedRelease, StoreError> {
     let before = sqlx::query!(
         r#"SELECT id AS "id!", state, tag_name, target_commitish,
-                  prerelease AS "prerelease: bool", commit_source, changed_at
+                  prerelease AS "prerelease: bool", commit_sha, commit_source, changed_at
            FROM releases WHERE repository = ? AND github_id = ?"#,
         repository,
         event.release_id
@@ -407,11 +426,26 @@ pub(crate) async fn apply_release(
             || (b.target_commitish != event.target_commitish
                 && b.commit_source.as_deref() == Some("target_commitish"))
     });
-    let row = sqlx::query!(
+    // Resolved before the row is written, so one statement writes it: the commit it has
+    // (unless that no longer holds), else the first signed fact that names one.
+    let keeps_commit = before
+        .as_ref()
+        .is_some_and(|b| b.commit_sha.is_some() && !stale);
+    let found = if keeps_commit {
+        None
+    } else {
+        resolve_commit(conn, repository, event).await?
+    };
+    let (found_commit, found_source) = match &found {
+        Some((commit, source)) => (Some(commit.as_str()), Some(source.as_str())),
+        None => (None, None),
+    };
+    let raw = sqlx::query_as!(
+        RawRelease,
         r#"INSERT INTO releases
                (repository, github_id, tag_name, target_commitish, prerelease, state, last_action,
-                changed_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                changed_at, commit_sha, commit_source)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11)
            ON CONFLICT (repository, github_id) DO UPDATE SET
                tag_name = excluded.tag_name,
                target_commitish = excluded.target_commitish,
@@ -419,10 +453,12 @@ pub(crate) async fn apply_release(
                state = excluded.state,
                last_action = excluded.last_action,
                changed_at = ifnull(excluded.changed_at, changed_at),
-               commit_sha = CASE WHEN ?9 THEN NULL ELSE commit_sha END,
-               commit_source = CASE WHEN ?9 THEN NULL ELSE commit_source END,
+               commit_sha = CASE WHEN ?9 OR commit_sha IS NULL THEN ?10 ELSE commit_sha END,
+               commit_source = CASE WHEN ?9 OR commit_sha IS NULL THEN ?11 ELSE commit_source END,
                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-           RETURNING id AS "id!", commit_sha AS "commit_sha?"
+           RETURNING id AS "id!", repository, github_id, tag_name AS "tag", target_commitish,
+                     prerelease AS "prerelease: bool", state, last_action,
+                     commit_sha AS "commit?", commit_source, claim_conflict, created_at, updated_at
         "#,
         repository,
         event.release_id,
@@ -432,32 +468,22 @@ pub(crate) async fn apply_release(
         state,
         action,
         event.changed_at,
-        stale
+        stale,
+        found_commit,
+        found_source
     )
     .fetch_one(&mut *conn)
     .await?;
-    let id = row.id;
-
-    if row.commit_sha.is_none()
-        && let Some((found, from)) = resolve_commit(conn, repository, event).await?
-    {
-        sqlx::query!(
-            "UPDATE releases SET commit_sha = ?, commit_source = ? WHERE id = ?",
-            found,
-            from,
-            row.id
-        )
-        .execute(&mut *conn)
-        .await?;
-        note_claim_conflicts(conn, repository, &event.tag_name).await?;
+    let mut release = ReleaseRow::try_from(raw)?;
+    let id = release.id;
+    if found.is_some() && note_claim_conflicts(conn, repository, &event.tag_name).await? {
+        release.claim_conflict = fetch_claim_conflict(conn, id).await?;
     }
     let changed = Before {
         prerelease: before.as_ref().map(|b| b.prerelease),
         tag: before.as_ref().map(|b| b.tag_name.as_str()),
+        fresh: before.is_none(),
     };
-    let release = fetch_release(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("release {id} vanished")))?;
     sync_release_row(conn, &release, target, changed).await?;
     let reason = match (release.state, &release.commit) {
         (ReleaseState::Published, None) if resolve_via_api => {
