@@ -39,8 +39,22 @@ CREATE TABLE branch_confirmations (
 ALTER TABLE releases ADD COLUMN claim_conflict TEXT;
 
 -- Releases a CI claim resolved before claims stopped deciding, and that have not been
--- published yet, wait for a signed fact like any other.
-UPDATE releases SET commit_sha = NULL, commit_source = NULL
+-- published yet, are resolved again from the signed facts hoist holds: target_commitish
+-- when it is a commit, else the tag's push; else they wait for one like any other.
+UPDATE releases SET
+    commit_sha = CASE
+        WHEN length(target_commitish) = 40 AND lower(target_commitish) NOT GLOB '*[^0-9a-f]*'
+            THEN lower(target_commitish)
+        ELSE (SELECT t.commit_sha FROM git_tags t
+              WHERE t.repository = releases.repository AND t.tag = releases.tag_name)
+    END,
+    commit_source = CASE
+        WHEN length(target_commitish) = 40 AND lower(target_commitish) NOT GLOB '*[^0-9a-f]*'
+            THEN 'target_commitish'
+        WHEN (SELECT t.commit_sha FROM git_tags t
+              WHERE t.repository = releases.repository AND t.tag = releases.tag_name) IS NOT NULL
+            THEN 'push'
+    END
     WHERE commit_source = 'build'
       AND NOT EXISTS (SELECT 1 FROM publications p
                       WHERE p.release_id = releases.id AND p.state IN ('running', 'succeeded'));

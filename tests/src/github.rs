@@ -56,81 +56,50 @@ struct FakeState {
 impl FakeGitHub {
     /// Serves on a free loopback port; `token` is the only one it accepts.
     pub fn start(token: &str) -> FakeGitHub {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake GitHub");
-        let port = listener.local_addr().expect("address").port();
         let state = std::sync::Arc::new(std::sync::Mutex::new(FakeState::default()));
         let (shared, expected) = (state.clone(), format!("bearer {token}"));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
-                }
-                let mut authorized = false;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("authorization")
-                    {
-                        authorized = value.trim().eq_ignore_ascii_case(&expected);
-                    }
-                }
-                let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let (status, body) = {
-                    let mut state = shared.lock().expect("fake GitHub state");
-                    state.requests.push(path.clone());
-                    let tag = path.rsplit_once("/commits/").map(|(_, tag)| tag.to_owned());
-                    let compare = path
-                        .rsplit_once("/compare/")
-                        .and_then(|(_, c)| c.split_once("..."))
-                        .map(|(base, head)| (base.to_owned(), head.to_owned()));
-                    match (authorized, tag.and_then(|t| state.commits.get(&t).cloned())) {
-                        (false, _) => (
-                            "401 Unauthorized",
-                            r#"{"message":"Bad credentials"}"#.to_owned(),
-                        ),
-                        // Compare the branch (base) with a commit (head): `behind` when the
-                        // branch descends from it, `identical` at its head, else `diverged`.
-                        (true, _) if compare.is_some() => {
-                            let (base, head) = compare.unwrap_or_default();
-                            let on = state.branches.get(&base).cloned().unwrap_or_default();
-                            let known = state.branches.values().any(|b| b.contains(&head));
-                            match on.iter().position(|c| *c == head) {
-                                Some(at) if at + 1 == on.len() => (
-                                    "200 OK",
-                                    r#"{"status":"identical","ahead_by":0}"#.to_owned(),
-                                ),
-                                Some(_) => {
-                                    ("200 OK", r#"{"status":"behind","ahead_by":0}"#.to_owned())
-                                }
-                                None if known => {
-                                    ("200 OK", r#"{"status":"diverged","ahead_by":1}"#.to_owned())
-                                }
-                                // GitHub's answer for a commit it does not have.
-                                None => ("404 Not Found", r#"{"message":"Not Found"}"#.to_owned()),
-                            }
-                        }
-                        (true, Some(sha)) => (
+        let port = crate::serve_json("the fake GitHub", move |path, authorization| {
+            let authorized = authorization.is_some_and(|a| a.eq_ignore_ascii_case(&expected));
+            let path = path.to_owned();
+            let mut state = shared.lock().expect("fake GitHub state");
+            state.requests.push(path.clone());
+            let tag = path.rsplit_once("/commits/").map(|(_, tag)| tag.to_owned());
+            let compare = path
+                .rsplit_once("/compare/")
+                .and_then(|(_, c)| c.split_once("..."))
+                .map(|(base, head)| (base.to_owned(), head.to_owned()));
+            match (authorized, tag.and_then(|t| state.commits.get(&t).cloned())) {
+                (false, _) => (
+                    "401 Unauthorized",
+                    r#"{"message":"Bad credentials"}"#.to_owned(),
+                ),
+                // Compare the branch (base) with a commit (head): `behind` when the
+                // branch descends from it, `identical` at its head, else `diverged`.
+                (true, _) if compare.is_some() => {
+                    let (base, head) = compare.unwrap_or_default();
+                    let on = state.branches.get(&base).cloned().unwrap_or_default();
+                    let known = state.branches.values().any(|b| b.contains(&head));
+                    match on.iter().position(|c| *c == head) {
+                        Some(at) if at + 1 == on.len() => (
                             "200 OK",
-                            format!(r#"{{"sha":"{sha}","commit":{{"message":"release"}}}}"#),
+                            r#"{"status":"identical","ahead_by":0}"#.to_owned(),
                         ),
-                        (true, None) => (
-                            "422 Unprocessable Entity",
-                            r#"{"message":"No commit found for SHA"}"#.to_owned(),
-                        ),
+                        Some(_) => ("200 OK", r#"{"status":"behind","ahead_by":0}"#.to_owned()),
+                        None if known => {
+                            ("200 OK", r#"{"status":"diverged","ahead_by":1}"#.to_owned())
+                        }
+                        // GitHub's answer for a commit it does not have.
+                        None => ("404 Not Found", r#"{"message":"Not Found"}"#.to_owned()),
                     }
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                }
+                (true, Some(sha)) => (
+                    "200 OK",
+                    format!(r#"{{"sha":"{sha}","commit":{{"message":"release"}}}}"#),
+                ),
+                (true, None) => (
+                    "422 Unprocessable Entity",
+                    r#"{"message":"No commit found for SHA"}"#.to_owned(),
+                ),
             }
         });
         FakeGitHub { port, state }

@@ -34,6 +34,48 @@ pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;
 pub use token::TokenIssuer;
 
+/// Serves HTTP/1.1 on a free loopback port from a thread, one request per connection, for
+/// the test's stand-ins of services no package provides: `answer` gets the request path and
+/// its `Authorization` header and returns the status line and a JSON body. Returns the port.
+pub(crate) fn serve_json(
+    what: &str,
+    answer: impl Fn(&str, Option<&str>) -> (&'static str, String) + Send + 'static,
+) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut authorization = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = Some(value.trim().to_owned());
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = answer(path, authorization.as_deref());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");

@@ -4,7 +4,7 @@
 //! issuer, so this is the test's own, kept to what GitHub publishes: RS256, a `kid` per key,
 //! `jwks_uri` on the issuer's origin.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
@@ -119,11 +119,6 @@ fn now() -> u64 {
 impl Issuer {
     /// Serves the first key; the second is kept for [`Issuer::rotate`].
     pub fn start() -> Issuer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the issuer");
-        let url = format!(
-            "http://127.0.0.1:{}",
-            listener.local_addr().expect("address").port()
-        );
         let first = keys()[0].clone();
         let state = Arc::new(Mutex::new(State {
             published: vec![first.clone()],
@@ -133,59 +128,42 @@ impl Issuer {
             jwks_uri: None,
             jwks_delay: std::time::Duration::ZERO,
         }));
-        let (shared, base) = (state.clone(), url.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
+        // Its own URL is in what it serves, known once it listens.
+        let base = Arc::new(OnceLock::<String>::new());
+        let (shared, own) = (state.clone(), base.clone());
+        let port = crate::serve_json("the OIDC issuer", move |path, _| {
+            let base = own.get().map_or("", String::as_str);
+            let delay = shared.lock().expect("issuer state").jwks_delay;
+            if path == "/.well-known/jwks" && !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            let mut state = shared.lock().expect("issuer state");
+            match path {
+                _ if state.failing => ("500 Internal Server Error", "{}".to_owned()),
+                "/.well-known/openid-configuration" => (
+                    "200 OK",
+                    json!({
+                        "issuer": base,
+                        "jwks_uri": state.jwks_uri.clone()
+                            .unwrap_or_else(|| format!("{base}/.well-known/jwks")),
+                        "subject_types_supported": ["public", "pairwise"],
+                        "response_types_supported": ["id_token"],
+                        "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "sha", "run_id", "run_attempt", "actor", "workflow_ref", "job_workflow_ref", "event_name", "runner_environment"],
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        "scopes_supported": ["openid"]
+                    })
+                    .to_string(),
+                ),
+                "/.well-known/jwks" => {
+                    state.jwks_fetches += 1;
+                    let keys: Vec<Value> = state.published.iter().map(RsaKey::jwk).collect();
+                    ("200 OK", json!({ "keys": keys }).to_string())
                 }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let delay = shared.lock().expect("issuer state").jwks_delay;
-                if path == "/.well-known/jwks" && !delay.is_zero() {
-                    std::thread::sleep(delay);
-                }
-                let (status, body) = {
-                    let mut state = shared.lock().expect("issuer state");
-                    match path.as_str() {
-                        _ if state.failing => ("500 Internal Server Error", "{}".to_owned()),
-                        "/.well-known/openid-configuration" => (
-                            "200 OK",
-                            json!({
-                                "issuer": base,
-                                "jwks_uri": state.jwks_uri.clone()
-                                    .unwrap_or_else(|| format!("{base}/.well-known/jwks")),
-                                "subject_types_supported": ["public", "pairwise"],
-                                "response_types_supported": ["id_token"],
-                                "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "sha", "run_id", "run_attempt", "actor", "workflow_ref", "job_workflow_ref", "event_name", "runner_environment"],
-                                "id_token_signing_alg_values_supported": ["RS256"],
-                                "scopes_supported": ["openid"]
-                            })
-                            .to_string(),
-                        ),
-                        "/.well-known/jwks" => {
-                            state.jwks_fetches += 1;
-                            let keys: Vec<Value> = state.published.iter().map(RsaKey::jwk).collect();
-                            ("200 OK", json!({ "keys": keys }).to_string())
-                        }
-                        _ => ("404 Not Found", "{}".to_owned()),
-                    }
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                _ => ("404 Not Found", "{}".to_owned()),
             }
         });
+        let url = format!("http://127.0.0.1:{port}");
+        let _ = base.set(url.clone());
         Issuer { url, state }
     }
 

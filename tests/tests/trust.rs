@@ -498,13 +498,27 @@ async fn a_commit_confirmed_without_a_place_in_push_order_never_takes_edge_back(
     w.run_jobs().await;
     let b = w.index_of(COMMIT_B).await;
     assert_eq!(w.tags().await["edge"], b);
-    // Later: a claim for the older A, which the API confirms, and an OIDC re-run of A.
+    // Later: claims for the older A, which only the API confirms ...
     w.report_claimed(COMMIT_A, "refs/heads/main", "amd64").await;
-    w.report(COMMIT_A, "refs/heads/main", "arm64").await;
+    w.report_claimed(COMMIT_A, "refs/heads/main", "arm64").await;
     w.run_jobs().await;
     let tags = w.tags().await;
     assert_eq!(tags["sha-aaaaaaa"], w.index_of(COMMIT_A).await, "{tags:?}");
+    assert!(
+        github
+            .requests()
+            .iter()
+            .any(|p| p.ends_with(&format!("/compare/main...{COMMIT_A}"))),
+        "confirmed by the API: {:?}",
+        github.requests()
+    );
     assert_eq!(tags["edge"], b, "edge stays on the commit the push placed");
+    // ... and an OIDC-signed run on main of C, which no push named.
+    w.report_both(COMMIT_C, "refs/heads/main").await;
+    w.run_jobs().await;
+    let tags = w.tags().await;
+    assert_eq!(tags["sha-ccccccc"], w.index_of(COMMIT_C).await, "{tags:?}");
+    assert_eq!(tags["edge"], b);
     w.finish().await;
 }
 

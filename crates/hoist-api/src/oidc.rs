@@ -189,7 +189,14 @@ impl OidcVerifier {
             this.fetch_and_keep().await;
             drop(fetches);
         });
-        let _ = fetch.await;
+        if let Err(e) = fetch.await {
+            // The fetch itself failed (a panic): say so rather than "unknown key".
+            *self
+                .failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                Some(format!("fetching the keys failed: {e}"));
+        }
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(Some(key.clone()));
         }

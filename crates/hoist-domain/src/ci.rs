@@ -238,19 +238,20 @@ impl WorkflowPattern {
         }
     }
 
-    /// The path and the ref match apart, split at the last `@`: a `*` never spans the `@`,
-    /// so a workflow file named `release.yml@refs/tags/x.yml` is not `release.yml` at a tag.
+    /// The path and the ref match apart, split at the first `@`: a `*` never spans it. A
+    /// ref may hold `@` (`refs/tags/pkg@1.2.3`); a file name that does
+    /// (`release.yml@x.yml`) is read as `release.yml` at a ref starting `x.yml@`, which no
+    /// pattern with a `refs/…` ref matches, since a workflow file name holds no `/`.
     pub fn matches(&self, job_workflow_ref: &str) -> bool {
         let Some((repository, rest)) = split_workflow_ref(job_workflow_ref) else {
             return false;
         };
         let (Some((path, at)), Some((want_path, want_at))) =
-            (rest.rsplit_once('@'), self.rest.rsplit_once('@'))
+            (rest.split_once('@'), self.rest.split_once('@'))
         else {
             return false;
         };
         glob(&self.repository, &repository.to_ascii_lowercase())
-            && !path.contains('@')
             && glob(want_path, path)
             && glob(want_at, at)
     }
@@ -262,10 +263,7 @@ impl FromStr for WorkflowPattern {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || WorkflowPatternError(text.to_owned());
         let (repository, rest) = split_workflow_ref(text).ok_or_else(bad)?;
-        let (path, at) = rest.rsplit_once('@').ok_or_else(bad)?;
-        if path.contains('@') {
-            return Err(bad());
-        }
+        let (path, at) = rest.split_once('@').ok_or_else(bad)?;
         let repository_ok = repository.split('/').all(|part| {
             !part.is_empty()
                 && part

@@ -173,17 +173,7 @@ impl Pipeline {
         if release.is_none()
             && let Some(why) = self.unconfirmed_on_branch(repo, publication).await?
         {
-            self.store
-                .advance_publication(
-                    id,
-                    PublicationEvent::BuildsMissing,
-                    Some(Step::Wait),
-                    Some(&why),
-                )
-                .await?;
-            self.end_step(id, *step, started).await?;
-            tracing::info!(publication = id, %why, "publication waiting");
-            return Ok(());
+            return self.park(id, started, &why).await;
         }
         let sources = self.sources(repo, publication.commit.as_str()).await?;
         let missing: Vec<String> = repo
@@ -194,17 +184,7 @@ impl Pipeline {
             .collect();
         if !missing.is_empty() {
             let why = format!("waiting for builds of {}", missing.join(", "));
-            self.store
-                .advance_publication(
-                    id,
-                    PublicationEvent::BuildsMissing,
-                    Some(Step::Wait),
-                    Some(&why),
-                )
-                .await?;
-            self.end_step(id, *step, started).await?;
-            tracing::info!(publication = id, %why, "publication waiting");
-            return Ok(());
+            return self.park(id, started, &why).await;
         }
         self.end_step(id, *step, started).await?;
         let moved = self
@@ -381,6 +361,22 @@ impl Pipeline {
             .await
             .context(|| format!("putting the index {index_digest}"))?;
         Ok((index, index_digest))
+    }
+
+    /// Leaves publication `id` waiting in the wait step (begun at `started`), saying why:
+    /// what it waits for wakes it.
+    async fn park(&self, id: i64, started: Instant, why: &str) -> Result<(), PipelineError> {
+        self.store
+            .advance_publication(
+                id,
+                PublicationEvent::BuildsMissing,
+                Some(Step::Wait),
+                Some(why),
+            )
+            .await?;
+        self.end_step(id, Step::Wait, started).await?;
+        tracing::info!(publication = id, %why, "publication waiting");
+        Ok(())
     }
 
     async fn begin_step(&self, id: i64, step: Step) -> Result<Instant, PipelineError> {

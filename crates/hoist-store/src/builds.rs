@@ -335,12 +335,17 @@ impl Store {
             }
             _ => {}
         }
-        // Only news wakes the commit's publications (a report sent again changes nothing and
+        // Only news wakes the commit's publications (a claim sent again changes nothing and
         // asks GitHub nothing); the same images reported for the default branch still get
         // the branch publication.
         let branch_ref = format!("refs/heads/{}", target.default_branch);
         let for_branch = report.git_ref.as_deref() == Some(branch_ref.as_str());
-        if changed || (for_branch && !matches!(outcome, BuildOutcome::AlreadyPublished { .. })) {
+        // A signed report records facts even when its build is refused: they may wake the
+        // commit's branch publication.
+        if changed
+            || provenance.is_signed()
+            || (for_branch && !matches!(outcome, BuildOutcome::AlreadyPublished { .. }))
+        {
             builds_changed(
                 &mut tx,
                 target,

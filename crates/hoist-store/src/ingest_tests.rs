@@ -617,3 +617,46 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
         [(COMMIT.to_owned(), "waiting".to_owned())]
     );
 }
+
+/// Whether `notified` has fired, without waiting.
+async fn fired(notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+    tokio::select! {
+        biased;
+        () = notified => true,
+        () = std::future::ready(()) => false,
+    }
+}
+
+#[tokio::test]
+async fn the_workers_are_woken_only_when_a_delivery_or_a_build_queued_a_job() {
+    let f = fixture().await;
+    let woken = f.store.jobs_changed();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    // A release with no build yet: its publication is parked, nothing is queued.
+    f.deliver_release("d-1", &release("published", "v1.0.0", COMMIT))
+        .await;
+    f.deliver_push("d-2", "v9", &tag_push("v9", Some(OTHER)))
+        .await;
+    assert!(f.jobs().await.is_empty());
+    assert!(!fired(woken.as_mut()).await, "nothing to do, nobody woken");
+    // The first build queues the publication's job and wakes them.
+    let report = build_report(&f, "linux/amd64", DIGEST_A, None);
+    f.store
+        .record_build(&f.target(), &report, &claimed())
+        .await
+        .unwrap();
+    assert_eq!(f.jobs().await.len(), 1);
+    assert!(fired(woken.as_mut()).await);
+    // The same report again queues nothing (the job stands) but makes it due: woken.
+    let again = f.store.jobs_changed();
+    tokio::pin!(again);
+    again.as_mut().enable();
+    let other = build_report(&f, "linux/arm64", DIGEST_A, None);
+    f.store
+        .record_build(&f.target(), &other, &claimed())
+        .await
+        .unwrap();
+    assert_eq!(f.jobs().await.len(), 1, "one queued job per publication");
+    assert!(fired(again.as_mut()).await);
+}

@@ -30,9 +30,6 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Queues `job` inside the caller's transaction, unless it is a publication's and that
-/// publication already has a queued job (which will see everything this one would).
-/// Returns the new job's id, or `None` when the publication's queued job stands for it.
 /// How many times [`enqueue`] made a job due, in this process: a writer that sees it move
 /// during its transaction wakes the workers after committing, and one that does not leaves
 /// them asleep (an ingest that queued nothing costs the workers nothing).
@@ -43,6 +40,9 @@ pub(crate) fn queued_so_far() -> u64 {
     QUEUED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Queues `job` inside the caller's transaction, unless it is a publication's and that
+/// publication already has a queued job (which will see everything this one would).
+/// Returns the new job's id, or `None` when the publication's queued job stands for it.
 pub(crate) async fn enqueue(
     conn: &mut SqliteConnection,
     job: &Job,

@@ -195,9 +195,12 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         for sql in [
             "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (7, 'o/a', 70, 'v1.0.0', 'main', 0, 'published', 'published', ?1, 'push')",
             "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (8, 'o/a', 80, 'v2.0.0', 'main', 0, 'published', 'published', ?2, 'push')",
-            // Resolved by a CI claim, never published: it waits for a signed fact again.
+            // Resolved by CI claims, never published: resolved again from what GitHub signed
+            // (here the tag's push, at another commit), or left waiting for it.
             "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (9, 'o/a', 90, 'v3.0.0', 'main', 0, 'published', 'published', ?2, 'build')",
+            "INSERT INTO releases (id, repository, github_id, tag_name, target_commitish, prerelease, state, last_action, commit_sha, commit_source) VALUES (10, 'o/a', 100, 'v4.0.0', 'main', 0, 'published', 'published', ?2, 'build')",
             "INSERT INTO git_tags (repository, tag, commit_sha) VALUES ('o/a', 'v2.0.0', ?2)",
+            "INSERT INTO git_tags (repository, tag, commit_sha) VALUES ('o/a', 'v3.0.0', ?1)",
             "INSERT INTO publications (id, image, repository, commit_sha, release_id, state, step, index_digest) VALUES (5, 'r/o/a', 'o/a', ?1, 7, 'succeeded', NULL, 'sha256:1111111111111111111111111111111111111111111111111111111111111111')",
             "INSERT INTO publication_steps (publication_id, step, finished_at) VALUES (5, 'tags', 'now')",
             "INSERT INTO tag_events (id, image, tag, digest, kind, publication_id, release_tag) VALUES (3, 'r/o/a', '1.0.0', 'sha256:1111111111111111111111111111111111111111111111111111111111111111', 'create', 5, 'v1.0.0')",
@@ -240,7 +243,8 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         [
             (7, Some(a.as_str()), Some("push")),
             (8, Some(b.as_str()), Some("push")),
-            (9, None, None)
+            (9, Some(a.as_str()), Some("push")),
+            (10, None, None)
         ]
     );
     let tag: (String, String) =
@@ -277,7 +281,7 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         )]
     );
     // The release the old job was for gets its publication back at start, parked until a
-    // build of its commit arrives (none has).
+    // build of its commit arrives (none has); so does the one resolved again by its push.
     let target = Target {
         image: "r/o/a".to_owned(),
         default_branch: "main".to_owned(),
@@ -292,14 +296,15 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         )
         .await
         .unwrap();
-    assert_eq!(revived.len(), 1, "{revived:?}");
+    let revived: Vec<(Option<i64>, &str, Option<&str>)> = revived
+        .iter()
+        .map(|p| (p.release_id, p.commit.as_str(), p.error.as_deref()))
+        .collect();
+    let parked = Some(publications::NO_BUILDS_YET);
     assert_eq!(
-        (revived[0].release_id, revived[0].commit.as_str()),
-        (Some(8), "b".repeat(40).as_str())
-    );
-    assert_eq!(
-        revived[0].error.as_deref(),
-        Some(publications::NO_BUILDS_YET)
+        revived,
+        [(Some(9), a.as_str(), parked), (Some(8), b.as_str(), parked)],
+        "newest first"
     );
     assert_eq!(
         store.claim_job(Duration::from_secs(60)).await.unwrap(),

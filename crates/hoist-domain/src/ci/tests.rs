@@ -190,10 +190,10 @@ fn workflows_outside_ci_workflows_are_refused() {
         bind(&other_file, report(None), listed),
         Err(BindError::Workflow { .. })
     ));
-    // A file whose name holds an @ is not the listed file at a tag.
+    // A file whose name holds an @, run on a branch, is not the listed file at a tag.
     let mut sneaky = claims();
     sneaky.job_workflow_ref =
-        "octo-org/app/.github/workflows/release.yml@refs/tags/x.yml@refs/heads/feature".to_owned();
+        "octo-org/app/.github/workflows/release.yml@x.yml@refs/heads/feature".to_owned();
     assert!(matches!(
         bind(&sneaky, report(None), listed),
         Err(BindError::Workflow { .. })
@@ -203,6 +203,13 @@ fn workflows_outside_ci_workflows_are_refused() {
         bind(&sneaky, report(None), wide),
         Err(BindError::Workflow { .. })
     ));
+    // A tag that holds an @ (a monorepo's pkg@1.2.3) is a ref like any other.
+    let mut monorepo = claims();
+    monorepo.git_ref = "refs/tags/app@1.2.3".to_owned();
+    monorepo.job_workflow_ref =
+        "octo-org/app/.github/workflows/release.yml@refs/tags/app@1.2.3".to_owned();
+    bind(&monorepo, report(None), listed).expect("listed, at a tag");
+    bind(&monorepo, report(None), "").expect("the default: any workflow of the repository");
     let mut branch = claims();
     branch.job_workflow_ref =
         "octo-org/app/.github/workflows/release.yml@refs/heads/dev".to_owned();
@@ -230,7 +237,6 @@ fn workflow_globs_are_checked_when_parsed() {
         "octo-org//.github/workflows/x.yml@*",
         "octo org/app/.github/workflows/x.yml@*",
         "octo-org/app/.github/workflows/x.yml@",
-        "octo-org/app/.github/workflows/x@y.yml@*",
     ] {
         assert!(bad.parse::<WorkflowPattern>().is_err(), "{bad:?}");
     }
