@@ -387,6 +387,14 @@ sources = ["{staging_host}/ci/app"]
         }
     }
 
+    /// Both platforms of `commit`, reported under the static token for `git_ref` (a claim).
+    pub async fn report_claimed_both(&self, commit: &str, git_ref: &str) {
+        for platform in ["amd64", "arm64"] {
+            let reply = self.report_claimed(commit, git_ref, platform).await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        }
+    }
+
     /// Runs the workers' next due job; false when none is due.
     pub async fn step(&self) -> bool {
         self.pipeline.step().await.expect("the queue answers")

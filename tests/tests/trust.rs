@@ -316,12 +316,7 @@ async fn a_static_token_s_tag_claim_never_decides_what_a_release_publishes() {
     // GitHub's release names commit B; the static token claims the tag is commit A.
     let w = World::new().await;
     w.release("published", 1, "v3.0.0", COMMIT_B, false).await;
-    for platform in ["amd64", "arm64"] {
-        let reply = w
-            .report_claimed(COMMIT_A, &tag_ref("v3.0.0"), platform)
-            .await;
-        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-    }
+    w.report_claimed_both(COMMIT_A, &tag_ref("v3.0.0")).await;
     w.report_both(COMMIT_B, "").await;
     w.run_jobs().await;
     let tags = w.tags().await;
@@ -351,10 +346,7 @@ async fn a_static_token_s_tag_claim_never_decides_what_a_release_publishes() {
     // Without a commit in the release, the claim leaves it waiting for GitHub.
     let w = World::new().await;
     w.release("published", 1, "v3.0.0", "master", false).await;
-    w.report_claimed(COMMIT_A, &tag_ref("v3.0.0"), "amd64")
-        .await;
-    w.report_claimed(COMMIT_A, &tag_ref("v3.0.0"), "arm64")
-        .await;
+    w.report_claimed_both(COMMIT_A, &tag_ref("v3.0.0")).await;
     w.run_jobs().await;
     assert!(w.publications().await.is_empty());
     assert_eq!(
@@ -378,10 +370,7 @@ async fn a_static_token_s_tag_claim_never_decides_what_a_release_publishes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_static_token_s_branch_claim_publishes_only_once_github_confirms_the_commit() {
     let w = World::new().await;
-    for platform in ["amd64", "arm64"] {
-        w.report_claimed(COMMIT_A, "refs/heads/main", platform)
-            .await;
-    }
+    w.report_claimed_both(COMMIT_A, "refs/heads/main").await;
     w.run_jobs().await;
     assert!(
         w.tags().await.is_empty(),
@@ -404,8 +393,7 @@ async fn a_static_token_s_branch_claim_publishes_only_once_github_confirms_the_c
 
     // So does an OIDC-signed report from a run on main.
     let w = World::new().await;
-    w.report_claimed(COMMIT_A, "refs/heads/main", "amd64").await;
-    w.report_claimed(COMMIT_A, "refs/heads/main", "arm64").await;
+    w.report_claimed_both(COMMIT_A, "refs/heads/main").await;
     w.run_jobs().await;
     assert!(w.tags().await.is_empty());
     let reply = w.report(COMMIT_A, "refs/heads/main", "amd64").await;
@@ -422,8 +410,7 @@ async fn with_the_api_a_branch_claim_is_checked_against_github() {
     let api = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
     let w = World::with_config(&api, "").await;
     // On main (behind its head): published, and the answer is kept.
-    w.report_claimed(COMMIT_A, "refs/heads/main", "amd64").await;
-    w.report_claimed(COMMIT_A, "refs/heads/main", "arm64").await;
+    w.report_claimed_both(COMMIT_A, "refs/heads/main").await;
     w.run_jobs().await;
     assert_eq!(w.tags().await["sha-aaaaaaa"], w.index_of(COMMIT_A).await);
     assert!(
@@ -449,8 +436,7 @@ async fn with_the_api_a_branch_claim_is_checked_against_github() {
     let api = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
     let w = World::with_config(&api, "").await;
     for commit in [COMMIT_B, COMMIT_C] {
-        w.report_claimed(commit, "refs/heads/main", "amd64").await;
-        w.report_claimed(commit, "refs/heads/main", "arm64").await;
+        w.report_claimed_both(commit, "refs/heads/main").await;
     }
     w.run_jobs().await;
     assert!(w.tags().await.is_empty());
@@ -499,8 +485,7 @@ async fn a_commit_confirmed_without_a_place_in_push_order_never_takes_edge_back(
     let b = w.index_of(COMMIT_B).await;
     assert_eq!(w.tags().await["edge"], b);
     // Later: claims for the older A, which only the API confirms ...
-    w.report_claimed(COMMIT_A, "refs/heads/main", "amd64").await;
-    w.report_claimed(COMMIT_A, "refs/heads/main", "arm64").await;
+    w.report_claimed_both(COMMIT_A, "refs/heads/main").await;
     w.run_jobs().await;
     let tags = w.tags().await;
     assert_eq!(tags["sha-aaaaaaa"], w.index_of(COMMIT_A).await, "{tags:?}");

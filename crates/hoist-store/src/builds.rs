@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
-use crate::publications::{apply_event, ensure_publication, publication_state};
+use crate::publications::{apply_event, confirm_branch, ensure_publication, publication_state};
 use crate::releases::{note_claim_conflicts, resolve_waiting_releases};
 use crate::{Store, StoreError, Target, parsed};
 
@@ -319,15 +319,7 @@ impl Store {
                 }
             }
             (true, None, Some(branch)) => {
-                sqlx::query!(
-                    "INSERT OR IGNORE INTO branch_confirmations (repository, branch, commit_sha, source)
-                     VALUES (?, ?, ?, 'oidc')",
-                    repository,
-                    branch,
-                    commit
-                )
-                .execute(&mut *tx)
-                .await?;
+                confirm_branch(&mut tx, repository, branch, commit, "oidc").await?;
             }
             // A claim: it may contradict what GitHub signed for the tag.
             (false, Some(tag), _) => {

@@ -165,6 +165,28 @@ pub(crate) async fn apply_event(
 
 /// The publication of `commit` to `image` for `release` (or none), created `waiting` if it
 /// does not exist yet; the flag says whether it was created now.
+/// Records that `source` (`oidc` or `github_api`) puts `commit` on `branch`, without a
+/// place in push order.
+pub(crate) async fn confirm_branch(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    branch: &str,
+    commit: &str,
+    source: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT OR IGNORE INTO branch_confirmations (repository, branch, commit_sha, source)
+         VALUES (?, ?, ?, ?)",
+        repository,
+        branch,
+        commit,
+        source
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Why a publication created before any build of its commit waits.
 pub(crate) const NO_BUILDS_YET: &str = "waiting for builds: none reported for this commit yet";
 
@@ -426,16 +448,8 @@ impl Store {
         branch: &str,
         commit: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query!(
-            "INSERT OR IGNORE INTO branch_confirmations (repository, branch, commit_sha, source)
-             VALUES (?, ?, ?, 'github_api')",
-            repository,
-            branch,
-            commit
-        )
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        confirm_branch(&mut conn, repository, branch, commit, "github_api").await
     }
 
     /// The index a release's succeeded publication put for `commit` on `image`: the
