@@ -18,6 +18,8 @@ pub struct Seen {
     pub body_bytes: u64,
     /// The status sent back (a fault's, or the registry's).
     pub status: u16,
+    /// The request's `Authorization` header.
+    pub authorization: Option<String>,
 }
 
 /// What to do instead of forwarding faithfully.
@@ -35,6 +37,10 @@ pub enum Fault {
     Corrupt,
     /// Forward after waiting this long (a slow network, or time to crash something).
     Delay(std::time::Duration),
+    /// Answer `307 Temporary Redirect` to the same path on `host` (blob storage elsewhere).
+    Redirect { host: String },
+    /// Answer 401 with this `WWW-Authenticate` header.
+    Challenge(String),
 }
 
 /// A fault applied to the next `times` requests whose method is `method` and whose path
@@ -51,6 +57,11 @@ pub struct Rule {
 struct State {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
+    /// Answer `401 Basic` to any request without an `Authorization` header.
+    require_credentials: bool,
+    /// Point upload `Location`s at this host instead of the proxy's own.
+    locations_to: Option<String>,
+    port: u16,
 }
 
 /// The proxy; it stops accepting when dropped (its threads end with their connections).
@@ -65,7 +76,10 @@ impl Proxy {
     pub fn start(upstream_port: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            port,
+            ..State::default()
+        }));
         let shared = state.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
@@ -94,6 +108,18 @@ impl Proxy {
     /// Everything seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().expect("proxy state").seen.clone()
+    }
+
+    /// Makes the proxy ask for credentials (`401 Basic`) when a request carries none, like
+    /// a registry in htpasswd mode; what it forwards it forwards without them.
+    pub fn require_credentials(&self) {
+        self.state.lock().expect("proxy state").require_credentials = true;
+    }
+
+    /// Rewrites the `Location` of every answer to point at `host` instead of this proxy:
+    /// a registry that sends uploads to storage on another origin.
+    pub fn send_locations_to(&self, host: &str) {
+        self.state.lock().expect("proxy state").locations_to = Some(host.to_owned());
     }
 
     /// Forgets what was seen.
@@ -200,13 +226,27 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
     let body_len = request.content_length().unwrap_or(0);
-    let fault = take_fault(state, &method, &path);
+    let authorization = request.header("authorization").map(str::to_owned);
+    let (require_credentials, locations_to, own_port) = {
+        let state = state.lock().expect("proxy state");
+        (
+            state.require_credentials,
+            state.locations_to.clone(),
+            state.port,
+        )
+    };
+    let fault = if require_credentials && authorization.is_none() {
+        Some(Fault::Challenge(r#"Basic realm="proxy""#.to_owned()))
+    } else {
+        take_fault(state, &method, &path)
+    };
     let record = |status: u16, body_bytes: u64| {
         state.lock().expect("proxy state").seen.push(Seen {
             method: method.clone(),
             path: path.clone(),
             body_bytes,
             status,
+            authorization: authorization.clone(),
         });
     };
 
@@ -222,6 +262,17 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
             r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"retry-after: 10.5ms, allowed: 2000/minute"}]}"#.to_owned(),
         )),
         Some(Fault::Unavailable) => Some((503, String::new(), "upstream busy".to_owned())),
+        Some(Fault::Redirect { host }) => Some((
+            307,
+            format!("Location: http://{host}{path}\r\n"),
+            String::new(),
+        )),
+        Some(Fault::Challenge(challenge)) => Some((
+            401,
+            format!("WWW-Authenticate: {challenge}\r\n"),
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                .to_owned(),
+        )),
         _ => None,
     };
     if let Some((status, extra, body)) = canned {
@@ -244,9 +295,17 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
     to_upstream.write_all(&request.encode())?;
     let sent = std::io::copy(&mut (&mut from_client).take(body_len), &mut to_upstream)?;
     let mut from_upstream = BufReader::new(upstream);
-    let Some(response) = Head::read(&mut from_upstream)? else {
+    let Some(mut response) = Head::read(&mut from_upstream)? else {
         return Ok(());
     };
+    if let Some(to) = &locations_to {
+        let own = format!("127.0.0.1:{own_port}");
+        for (name, value) in &mut response.headers {
+            if name.eq_ignore_ascii_case("location") {
+                *value = value.replace(&own, to);
+            }
+        }
+    }
     let status: u16 = response
         .first_line
         .split(' ')

@@ -140,6 +140,12 @@ impl TokenIssuer {
         format!("http://127.0.0.1:{}/token", self.port)
     }
 
+    /// `127.0.0.1:<port>`: the host registries' `token_hosts` must list to send it
+    /// credentials, as it is not on their origin.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Forgets the requests seen so far.
     pub fn clear(&self) {
         self.requests.lock().expect("issuer state").clear();

@@ -42,8 +42,12 @@ fn copies_between_token_registries_with_one_token_fetch_per_scope() {
         CREDS,
         "--insecure-registry",
         &src.host(),
+        "--token-host",
+        &format!("{}={}", src.host(), issuer.host()),
         "--insecure-registry",
         &dst.host(),
+        "--token-host",
+        &format!("{}={}", dst.host(), issuer.host()),
         &format!("{}/team/app:2.0", src.host()),
         &format!("{}/mirror/app:2.0", dst.host()),
     ]));
@@ -81,6 +85,8 @@ fn a_copy_to_another_repository_of_a_token_registry_mounts_with_both_scopes() {
         CREDS,
         "--insecure-registry",
         &registry.host(),
+        "--token-host",
+        &format!("{}={}", registry.host(), issuer.host()),
         &format!("{}/team/app:2.0", registry.host()),
         &format!("{}/other/app:2.0", registry.host()),
     ]));
@@ -112,8 +118,12 @@ fn wrong_credentials_for_the_token_service_are_named() {
         "bot:wrong-secret",
         "--insecure-registry",
         &src.host(),
+        "--token-host",
+        &format!("{}={}", src.host(), issuer.host()),
         "--insecure-registry",
         &dst.host(),
+        "--token-host",
+        &format!("{}={}", dst.host(), issuer.host()),
         &format!("{}/team/app:2.0", src.host()),
         &format!("{}/team/app:2.0", dst.host()),
     ]);
@@ -125,6 +135,44 @@ fn wrong_credentials_for_the_token_service_are_named() {
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-secret"), "{stderr}");
+}
+
+/// The issuer is on another origin than the registries: without `token_hosts` the
+/// credentials never reach it, and the error says which key would allow it.
+#[test]
+fn credentials_go_to_a_token_service_off_the_registry_only_when_listed() {
+    let issuer = TokenIssuer::start("bot", "token-secret");
+    let (src, dst) = (
+        Registry::start_token(&issuer),
+        Registry::start_token(&issuer),
+    );
+    pushed_index(&src);
+    issuer.clear();
+
+    let output = hoist_copy(&[
+        "--src-creds",
+        CREDS,
+        "--insecure-registry",
+        &src.host(),
+        "--insecure-registry",
+        &dst.host(),
+        &format!("{}/team/app:2.0", src.host()),
+        &format!("{}/team/app:2.0", dst.host()),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("the token realm is on {}", issuer.host()))
+            && stderr.contains("token_hosts")
+            && stderr.contains(&format!("--token-host {}={}", src.host(), issuer.host())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("token-secret"), "{stderr}");
+    assert!(
+        issuer.requests().is_empty(),
+        "the token service was asked: {:#?}",
+        issuer.requests()
+    );
 }
 
 /// With token auth too: copying the same index again writes nothing and moves no bytes.
@@ -143,8 +191,12 @@ fn a_repeated_copy_between_token_registries_moves_nothing() {
         CREDS,
         "--insecure-registry",
         &src.host(),
+        "--token-host",
+        &format!("{}={}", src.host(), issuer.host()),
         "--insecure-registry",
         &dst.host(),
+        "--token-host",
+        &format!("{}={}", dst.host(), issuer.host()),
         &format!("{}/team/app:2.0", src.host()),
         &format!("{}/mirror/app:2.0", dst.host()),
     ]

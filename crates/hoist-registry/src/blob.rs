@@ -64,10 +64,7 @@ impl Client {
         let response = expect(response, "GET", &[StatusCode::OK]).await?;
         let what = format!("reading blob {digest} from {repository}");
         Ok(Box::pin(response.bytes_stream().map_err(move |source| {
-            Error::Transport {
-                what: what.clone(),
-                source,
-            }
+            Error::transport(what.clone(), source)
         })))
     }
 
@@ -251,7 +248,10 @@ impl Client {
             .map(String::from)
             .map_err(|e| Error::Protocol {
                 host: target.host.clone(),
-                message: format!("upload Location {location:?} is not a URL: {e}"),
+                message: format!(
+                    "upload Location {:?} is not a URL: {e}",
+                    location.split('?').next().unwrap_or_default()
+                ),
             })
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hoist_domain::metrics::RetryCounts;
 use hoist_domain::{Backoff, ImageRef};
 use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -31,6 +31,9 @@ pub struct RegistrySettings {
     pub concurrency: usize,
     /// Upload blobs in PATCH chunks of this many bytes; `None` = one streaming PUT.
     pub chunk_size: Option<u64>,
+    /// Token services (`host[:port]`) off the registry's origin that may receive its
+    /// credentials.
+    pub token_hosts: Vec<String>,
 }
 
 impl RegistrySettings {
@@ -42,6 +45,7 @@ impl RegistrySettings {
             insecure: false,
             concurrency: 4,
             chunk_size: None,
+            token_hosts: hoist_domain::config::default_token_hosts(host),
         }
     }
 }
@@ -54,6 +58,7 @@ impl From<&hoist_domain::config::Registry> for RegistrySettings {
             insecure: registry.insecure,
             concurrency: usize::try_from(registry.concurrency.max(1)).unwrap_or(4),
             chunk_size: registry.chunk_size,
+            token_hosts: registry.token_hosts.clone(),
         }
     }
 }
@@ -85,11 +90,20 @@ impl std::fmt::Display for Repository {
 pub(crate) struct Host {
     pub settings: RegistrySettings,
     pub base_url: String,
+    /// `base_url` parsed: its origin is the only one credentials are sent to.
+    base: Option<Url>,
     challenge: Mutex<Option<Challenge>>,
     pub transfers: Arc<Semaphore>,
 }
 
 impl Host {
+    /// Whether `url` is on this registry's origin (scheme, host and port).
+    fn owns(&self, url: &Url) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|base| base.origin() == url.origin())
+    }
+
     fn challenge(&self) -> Option<Challenge> {
         self.challenge
             .lock()
@@ -138,11 +152,9 @@ impl Client {
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::custom(follow_redirect))
             .build()
-            .map_err(|source| Error::Transport {
-                what: "building the HTTP client".to_owned(),
-                source,
-            })?;
+            .map_err(|source| Error::transport("building the HTTP client".to_owned(), source))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -176,8 +188,10 @@ impl Client {
                     .cloned()
                     .unwrap_or_else(|| RegistrySettings::new(name));
                 let scheme = if settings.insecure { "http" } else { "https" };
+                let base_url = format!("{scheme}://{}", settings.host);
                 Arc::new(Host {
-                    base_url: format!("{scheme}://{}", settings.host),
+                    base: Url::parse(&base_url).ok(),
+                    base_url,
                     transfers: Arc::new(Semaphore::new(settings.concurrency.max(1))),
                     settings,
                     challenge: Mutex::default(),
@@ -203,6 +217,28 @@ impl Client {
         request: RequestBuilder,
         refused: Option<&SecretString>,
     ) -> Result<Signed> {
+        let (http, built) = request.build_split();
+        let built = built.map_err(|source| Error::transport("building a request", source))?;
+        if !host.owns(built.url()) {
+            let name = &host.settings.host;
+            if !host.settings.insecure && built.url().scheme() != "https" {
+                return Err(Error::Protocol {
+                    host: name.clone(),
+                    message: format!(
+                        "refused to send to plain-http {}: {name} is an https registry",
+                        shown_origin(built.url())
+                    ),
+                });
+            }
+            // An upload Location on another origin (storage behind the registry): it gets
+            // the request, never the registry's credential.
+            tracing::debug!(registry = %name, to = %shown_origin(built.url()), "sending without credentials to another origin");
+            return Ok(Signed {
+                request: RequestBuilder::from_parts(http, built),
+                token: None,
+            });
+        }
+        let request = RequestBuilder::from_parts(http, built);
         match host.challenge() {
             None => Ok(Signed {
                 request,
@@ -247,6 +283,7 @@ impl Client {
             query.push(("scope", item));
         }
         let name = &host.settings.host;
+        check_realm(host, realm)?;
         tracing::debug!(registry = %name, scope = ?scope.items(), "fetching a registry token");
         let response = self
             .with_retries(&format!("token for {name}"), || {
@@ -300,10 +337,7 @@ impl Client {
                     Err(status_error(response, "GET").await)
                 }
                 Ok(response) => return Ok(response),
-                Err(source) => Err(Error::Transport {
-                    what: what.to_owned(),
-                    source,
-                }),
+                Err(source) => Err(Error::transport(what.to_owned(), source)),
             };
             failed += 1;
             self.pause_or_fail(outcome, failed).await?;
@@ -368,10 +402,7 @@ impl Client {
                     Err(status_error(response, method).await)
                 }
                 Ok(response) => return Ok(response),
-                Err(source) => Err(Error::Transport {
-                    what: format!("{method} {repository}"),
-                    source,
-                }),
+                Err(source) => Err(Error::transport(format!("{method} {repository}"), source)),
             };
             failed += 1;
             self.pause_or_fail(outcome, failed).await?;
@@ -395,10 +426,10 @@ impl Client {
             .request
             .send()
             .await
-            .map_err(|source| Error::Transport {
-                what: format!("{method} {repository}"),
-                source,
-            })?;
+            .map_err(|source| Error::transport(format!("{method} {repository}"), source))?;
+        if response.status() == StatusCode::UNAUTHORIZED && !host.owns(response.url()) {
+            return Err(foreign_refusal(&host.settings.host, response.url()));
+        }
         if response.status() == StatusCode::UNAUTHORIZED {
             // Forget the token so the next session fetches another one.
             if let Some(token) = token {
@@ -435,6 +466,9 @@ impl Client {
         challenges: u32,
     ) -> Result<Option<SecretString>> {
         let name = &host.settings.host;
+        if !host.owns(response.url()) {
+            return Err(foreign_refusal(name, response.url()));
+        }
         let header = response
             .headers()
             .get(WWW_AUTHENTICATE)
@@ -472,6 +506,107 @@ impl Client {
                     .to_owned(),
             }),
         }
+    }
+}
+
+/// A 401 from another origin (a redirect target, an upload Location): it never got a
+/// credential, and its challenge must not redefine the registry's.
+fn foreign_refusal(name: &str, url: &Url) -> Error {
+    Error::Auth {
+        host: name.to_owned(),
+        message: format!(
+            "{} answered 401 to a request {name} sent there; hoist sends {name}'s credentials \
+             only to {name} itself and ignores that challenge",
+            shown_origin(url)
+        ),
+    }
+}
+
+/// Where a token realm may be, and whether it may have the registry's credentials: https
+/// (plain http only for an `insecure` registry), and for a username/password the
+/// registry's own origin or a host in `token_hosts`.
+fn check_realm(host: &Host, realm: &str) -> Result<()> {
+    let name = &host.settings.host;
+    let refuse = |message: String| {
+        Err(Error::Auth {
+            host: name.clone(),
+            message,
+        })
+    };
+    let Ok(url) = Url::parse(realm) else {
+        return refuse("the token realm in its challenge is not a URL".to_owned());
+    };
+    let scheme_ok = match url.scheme() {
+        "https" => true,
+        "http" => host.settings.insecure,
+        _ => false,
+    };
+    if !scheme_ok {
+        return refuse(format!(
+            "the token realm {} is not https; only a registry marked `insecure` may name a \
+             plain-http token service",
+            shown_origin(&url)
+        ));
+    }
+    let sends_credentials = matches!(host.settings.credentials, Credentials::Basic { .. });
+    if sends_credentials
+        && !host.owns(&url)
+        && !token_host_allowed(&host.settings.token_hosts, &url)
+    {
+        let realm_host = host_and_port(&url);
+        return refuse(format!(
+            "the token realm is on {realm_host}, not {name}: hoist sends {name}'s credentials \
+             only to {name} itself or to a host in `token_hosts` of its [[registry]] entry \
+             (add \"{realm_host}\" there, or pass `hoist copy --token-host \
+             {name}={realm_host}`, to allow it)"
+        ));
+    }
+    Ok(())
+}
+
+/// `host` matches on the scheme's default port, `host:port` on that port.
+fn token_host_allowed(allowed: &[String], url: &Url) -> bool {
+    let Some(realm_host) = url.host_str() else {
+        return false;
+    };
+    allowed.iter().any(|entry| {
+        let (entry_host, entry_port) = match entry.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().ok()),
+            None => (entry.as_str(), None),
+        };
+        entry_host.eq_ignore_ascii_case(realm_host)
+            && match entry_port {
+                Some(port) => url.port_or_known_default() == Some(port),
+                None => url.port().is_none(),
+            }
+    })
+}
+
+fn host_and_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// `scheme://host[:port]`: where a URL points, without its path or query.
+pub(crate) fn shown_origin(url: &Url) -> String {
+    format!("{}://{}", url.scheme(), host_and_port(url))
+}
+
+/// Follows up to ten redirects, never from https down to plain http. reqwest drops the
+/// Authorization header itself when a redirect leaves the host and port.
+fn follow_redirect(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let downgrade = attempt.url().scheme() == "http"
+        && attempt.previous().iter().any(|u| u.scheme() == "https");
+    if downgrade {
+        let to = shown_origin(attempt.url());
+        attempt.error(format!("refused a redirect from https to plain-http {to}"))
+    } else if attempt.previous().len() > 10 {
+        attempt.error("more than 10 redirects")
+    } else {
+        attempt.follow()
     }
 }
 
@@ -519,7 +654,7 @@ fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Upload URLs carry session state (`_state=` in distribution); keep logs short and clean.
-fn redact_query(url: &reqwest::Url) -> String {
+fn redact_query(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
     url.to_string()
@@ -544,4 +679,156 @@ fn registry_error(body: &str) -> (Option<String>, String) {
     }
     let text: String = body.trim().chars().take(300).collect();
     (None, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(settings: RegistrySettings) -> Client {
+        Client::new(vec![settings], Backoff::default()).expect("a client")
+    }
+
+    fn with_password(host: &str) -> RegistrySettings {
+        RegistrySettings {
+            credentials: Credentials::from_user_pass("bot:pw").expect("credentials"),
+            ..RegistrySettings::new(host)
+        }
+    }
+
+    fn realm_error(client: &Client, host: &str, realm: &str) -> Option<String> {
+        check_realm(&client.host(host), realm)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_password_goes_only_to_a_realm_on_the_origin_or_in_token_hosts() {
+        let ghcr = client(with_password("ghcr.io"));
+        assert_eq!(realm_error(&ghcr, "ghcr.io", "https://ghcr.io/token"), None);
+        assert_eq!(
+            realm_error(&ghcr, "ghcr.io", "https://GHCR.io:443/token?x=1"),
+            None
+        );
+        let foreign =
+            realm_error(&ghcr, "ghcr.io", "https://evil.example/token?secret=1").expect("refused");
+        assert!(
+            foreign.contains("the token realm is on evil.example, not ghcr.io")
+                && foreign.contains("token_hosts")
+                && !foreign.contains("secret=1"),
+            "{foreign}"
+        );
+        let other_port = realm_error(&ghcr, "ghcr.io", "https://ghcr.io:8443/token");
+        assert!(other_port.is_some_and(|e| e.contains("ghcr.io:8443")));
+
+        let listed = client(RegistrySettings {
+            token_hosts: vec!["auth.example".into(), "tokens.example:8443".into()],
+            ..with_password("registry.example")
+        });
+        for (realm, allowed) in [
+            ("https://auth.example/token", true),
+            ("https://auth.example:8443/token", false),
+            ("https://tokens.example:8443/t", true),
+            ("https://tokens.example/t", false),
+            ("https://sub.auth.example/token", false),
+        ] {
+            assert_eq!(
+                realm_error(&listed, "registry.example", realm).is_none(),
+                allowed,
+                "{realm}"
+            );
+        }
+    }
+
+    #[test]
+    fn docker_hub_sends_credentials_to_its_own_token_service() {
+        let hub = client(with_password("docker.io"));
+        assert_eq!(
+            realm_error(&hub, "docker.io", "https://auth.docker.io/token"),
+            None
+        );
+        let unlisted = client(with_password("index.docker.io"));
+        assert!(
+            realm_error(&unlisted, "index.docker.io", "https://auth.docker.io/token").is_none()
+        );
+        let other = client(with_password("quay.io"));
+        assert!(realm_error(&other, "quay.io", "https://auth.docker.io/token").is_some());
+    }
+
+    #[test]
+    fn realms_are_https_unless_the_registry_is_insecure() {
+        let secure = client(with_password("r.example"));
+        let plain = realm_error(&secure, "r.example", "http://r.example/token").expect("refused");
+        assert!(
+            plain.contains("not https") && plain.contains("insecure"),
+            "{plain}"
+        );
+        assert!(realm_error(&secure, "r.example", "ftp://r.example/token").is_some());
+        assert!(realm_error(&secure, "r.example", "not a url").is_some());
+        let local = client(RegistrySettings {
+            insecure: true,
+            ..with_password("127.0.0.1:5000")
+        });
+        assert_eq!(
+            realm_error(&local, "127.0.0.1:5000", "http://127.0.0.1:5000/token"),
+            None
+        );
+        // Anonymous: nothing to leak, so a realm elsewhere is fine, but still https.
+        let anonymous = client(RegistrySettings::new("public.example"));
+        assert_eq!(
+            realm_error(&anonymous, "public.example", "https://auth.elsewhere/token"),
+            None
+        );
+        assert!(realm_error(&anonymous, "public.example", "http://auth.elsewhere/t").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_request_to_another_origin_is_sent_unsigned_and_plain_http_is_refused() {
+        let client = client(with_password("r.example"));
+        let host = client.host("r.example");
+        *host.challenge.lock().unwrap() = Some(Challenge::Basic);
+        let scope = Scope::pull("a/b");
+        let build = |url: &str| client.http().get(url);
+        let signed = client
+            .sign(
+                &host,
+                &scope,
+                build("https://r.example/v2/a/b/blobs/x"),
+                None,
+            )
+            .await
+            .unwrap()
+            .request
+            .build()
+            .unwrap();
+        assert!(signed.headers().contains_key("authorization"));
+        let storage = client
+            .sign(
+                &host,
+                &scope,
+                build("https://storage.example/upload?sig=1"),
+                None,
+            )
+            .await
+            .unwrap()
+            .request
+            .build()
+            .unwrap();
+        assert!(!storage.headers().contains_key("authorization"));
+        let downgrade = client
+            .sign(
+                &host,
+                &scope,
+                build("http://r.example/v2/a/b/blobs/uploads/1"),
+                None,
+            )
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            downgrade.contains("plain-http http://r.example"),
+            "{downgrade}"
+        );
+    }
 }

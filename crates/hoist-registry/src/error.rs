@@ -70,6 +70,15 @@ fn describe(code: Option<&str>, message: &str) -> String {
 }
 
 impl Error {
+    /// A transport failure, without the URL reqwest puts in its message: a redirect target
+    /// (presigned blob storage) carries its credentials in the query string.
+    pub(crate) fn transport(what: impl Into<String>, source: reqwest::Error) -> Error {
+        Error::Transport {
+            what: what.into(),
+            source: source.without_url(),
+        }
+    }
+
     /// Whether the same operation may succeed if tried again after a wait: rate limits,
     /// server errors, dropped connections and timeouts, an expired upload token, and bytes
     /// corrupted in transit. Refusals (4xx), bad credentials and bad input are final.

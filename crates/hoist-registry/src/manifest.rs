@@ -191,9 +191,11 @@ impl Client {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-        let bytes = response.bytes().await.map_err(|source| Error::Transport {
-            what: format!("reading manifest {reference} of {repository}"),
-            source,
+        let bytes = response.bytes().await.map_err(|source| {
+            Error::transport(
+                format!("reading manifest {reference} of {repository}"),
+                source,
+            )
         })?;
         let media_type = match header_type {
             Some(t) if t != "application/json" && t != "application/octet-stream" => t,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use hoist_domain::config::ConfigFile;
+use hoist_domain::image::is_valid_host;
 use hoist_domain::{Backoff, ImageRef};
 use hoist_registry::{Client, Credentials, RegistrySettings};
 
@@ -16,6 +17,8 @@ pub struct CopyArgs {
     pub source_credentials: Option<String>,
     pub target_credentials: Option<String>,
     pub insecure_registries: Vec<String>,
+    /// `REGISTRY=HOST`: a token service off the registry's origin its credentials may go to.
+    pub token_hosts: Vec<String>,
 }
 
 pub async fn run(config: Option<&Path>, args: CopyArgs) -> anyhow::Result<()> {
@@ -34,6 +37,15 @@ pub async fn run(config: Option<&Path>, args: CopyArgs) -> anyhow::Result<()> {
     }
     for host in &args.insecure_registries {
         entry_for(&mut settings, host).insecure = true;
+    }
+    for pair in &args.token_hosts {
+        let (registry, host) = pair
+            .split_once('=')
+            .filter(|(r, h)| is_valid_host(r) && is_valid_host(h))
+            .with_context(|| format!("--token-host must be REGISTRY=HOST[:PORT], not {pair:?}"))?;
+        entry_for(&mut settings, registry)
+            .token_hosts
+            .push(host.to_owned());
     }
     let client = Client::new(settings, Backoff::default())?;
     let started = std::time::Instant::now();

@@ -86,6 +86,10 @@ enum Command {
         /// Use plain http for this registry host (repeatable; local registries only).
         #[arg(long = "insecure-registry", value_name = "HOST")]
         insecure_registry: Vec<String>,
+        /// Let REGISTRY's credentials go to the token service on HOST[:PORT], off the
+        /// registry's own origin (repeatable; as `token_hosts` of a [[registry]] entry).
+        #[arg(long = "token-host", value_name = "REGISTRY=HOST")]
+        token_host: Vec<String>,
     },
 }
 
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             src_creds,
             dest_creds,
             insecure_registry,
+            token_host,
         } => {
             logging::init(cli.log_format);
             let args = copy::CopyArgs {
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
                 source_credentials: src_creds,
                 target_credentials: dest_creds,
                 insecure_registries: insecure_registry,
+                token_hosts: token_host,
             };
             run_async(copy::run(cli.config.as_deref(), args))
         }

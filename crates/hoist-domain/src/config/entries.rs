@@ -77,14 +77,39 @@ pub(super) fn registry(
             "is out of range: 65536 (64 KiB) to 536870912 (512 MiB) bytes",
         );
     }
-    (host_ok && concurrency_ok && chunk_ok).then_some(())?;
+    let token_hosts = match &entry.token_hosts {
+        Some(hosts) => hosts.clone(),
+        None => default_token_hosts(&entry.host),
+    };
+    let mut token_hosts_ok = true;
+    for (j, host) in token_hosts.iter().enumerate() {
+        if !is_valid_host(host) {
+            token_hosts_ok = false;
+            c.push(
+                format!("{base}.token_hosts[{j}]"),
+                format!("{host:?} is not a host[:port] (no scheme, no path)"),
+            );
+        }
+    }
+    (host_ok && concurrency_ok && chunk_ok && token_hosts_ok).then_some(())?;
     Some(Registry {
         host: entry.host.clone(),
         credentials: credentials?,
         insecure: entry.insecure,
         concurrency: entry.concurrency,
         chunk_size: entry.chunk_size,
+        token_hosts,
     })
+}
+
+/// Docker Hub's registry sends clients to its token service on another host.
+pub fn default_token_hosts(registry: &str) -> Vec<String> {
+    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+    if hub.iter().any(|h| h.eq_ignore_ascii_case(registry)) {
+        vec!["auth.docker.io".to_owned()]
+    } else {
+        Vec::new()
+    }
 }
 
 pub(super) fn repository(

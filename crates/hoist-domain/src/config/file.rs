@@ -153,6 +153,10 @@ pub struct RegistryEntry {
     /// (GHCR caps a chunk at 4 MiB: `chunk_size = 4194304`). Default: none (one PUT).
     #[serde(default)]
     pub chunk_size: Option<u64>,
+    /// Hosts (`host[:port]`) besides the registry's own origin whose token service may
+    /// receive this registry's username and password. Default: `["auth.docker.io"]` for
+    /// Docker Hub, none otherwise.
+    pub token_hosts: Option<Vec<String>>,
 }
 
 fn default_concurrency() -> u32 {

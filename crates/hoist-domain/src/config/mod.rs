@@ -14,6 +14,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use entries::default_token_hosts;
 pub use file::{
     ApiTokenEntry, CiTokenEntry, ConfigFile, DatabaseSection, GithubSection, PublishSection,
     RegistryEntry, RepositoryEntry, ServerSection,

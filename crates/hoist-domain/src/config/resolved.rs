@@ -118,6 +118,9 @@ pub struct Registry {
     pub concurrency: u32,
     /// PATCH chunk size in bytes for blob uploads; `None` uploads in one streaming PUT.
     pub chunk_size: Option<u64>,
+    /// Token services (`host[:port]`) off the registry's origin that may receive its
+    /// credentials.
+    pub token_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -328,6 +328,10 @@ fn registry_entries_need_usable_credentials() {
             "host = \"ghcr.io\"\nusername = \"u\"\npassword_env = \"MISSING\"",
             "registry[0].password_env: environment variable \"MISSING\" is not set",
         ),
+        (
+            "host = \"ghcr.io\"\nanonymous = true\ntoken_hosts = [\"https://auth.example/token\"]",
+            "registry[0].token_hosts[0]: \"https://auth.example/token\" is not a host[:port] (no scheme, no path)",
+        ),
     ];
     for (entry, expected) in cases {
         assert_problem(
@@ -341,6 +345,27 @@ fn registry_entries_need_usable_credentials() {
         dup,
         &env(&[]),
         "registry[1].host: \"ghcr.io\" is already used by registry[0].host",
+    );
+}
+
+#[test]
+fn token_hosts_default_to_docker_hub_s_token_service_for_docker_hub_only() {
+    let resolved = |entry: &str| {
+        let file = ConfigFile::parse(&format!("[[registry]]\n{entry}\nanonymous = true\n"), "t")
+            .expect("parses");
+        file.validate(&env(&[])).expect("valid").registries[0]
+            .token_hosts
+            .clone()
+    };
+    assert_eq!(resolved("host = \"docker.io\""), ["auth.docker.io"]);
+    assert_eq!(
+        resolved("host = \"registry-1.docker.io\""),
+        ["auth.docker.io"]
+    );
+    assert!(resolved("host = \"ghcr.io\"").is_empty());
+    assert_eq!(
+        resolved("host = \"docker.io\"\ntoken_hosts = [\"auth.example:8443\"]"),
+        ["auth.example:8443"]
     );
 }
 
