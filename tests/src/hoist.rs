@@ -48,6 +48,35 @@ pub fn hoist_copy(args: &[&str]) -> Output {
     HoistRun::new(dir.path(), &all).output()
 }
 
+/// `hoist copy ARGS` run under GNU time (Debian package `time`): its output and its peak
+/// resident memory in KiB.
+pub fn hoist_copy_peak_rss(args: &[&str]) -> (Output, u64) {
+    let time = crate::require_tool("time", "time");
+    let dir = tempfile::tempdir().expect("a working folder");
+    let report = dir.path().join("rss");
+    let output = Command::new(time)
+        .current_dir(dir.path())
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(hoist_bin())
+        .arg("copy")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hoist under time");
+    let text = std::fs::read_to_string(&report).expect("time's report");
+    let kib = text
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no peak RSS in {text:?}"));
+    (output, kib)
+}
+
 /// Fails the test with both streams unless the copy succeeded; returns its stdout.
 pub fn assert_copied(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 pub use caddy::{Caddy, shipped_caddyfile};
 pub use github::{FakeGitHub, deliver_webhook, fixture};
-pub use hoist::{Hoist, HoistRun, assert_copied, hoist_bin, hoist_copy};
+pub use hoist::{Hoist, HoistRun, assert_copied, hoist_bin, hoist_copy, hoist_copy_peak_rss};
 pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;
 pub use token::TokenIssuer;

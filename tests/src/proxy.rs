@@ -41,6 +41,15 @@ pub enum Fault {
     Redirect { host: String },
     /// Answer 401 with this `WWW-Authenticate` header.
     Challenge(String),
+    /// Answer `status` with a JSON-looking body of `bytes` bytes, its length declared in
+    /// `Content-Length` or (when `declared` is false) only by closing the connection.
+    Huge {
+        status: u16,
+        bytes: usize,
+        declared: bool,
+    },
+    /// Forward, with this many bytes more at the end of the body than the registry sent.
+    Append(usize),
 }
 
 /// A fault applied to the next `times` requests whose method is `method` and whose path
@@ -287,6 +296,32 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
         return Ok(());
     }
 
+    if let Some(Fault::Huge {
+        status,
+        bytes,
+        declared,
+    }) = &fault
+    {
+        std::io::copy(&mut (&mut from_client).take(body_len), &mut std::io::sink())?;
+        record(*status, body_len);
+        let length = if *declared {
+            format!("Content-Length: {bytes}\r\n")
+        } else {
+            String::new()
+        };
+        write!(
+            to_client,
+            "HTTP/1.1 {status} Huge\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n{length}Connection: close\r\n\r\n{{"
+        )?;
+        let block = vec![b' '; 64 << 10];
+        let mut left = bytes.saturating_sub(1);
+        while left > 0 {
+            let n = left.min(block.len());
+            to_client.write_all(&block[..n])?;
+            left -= n;
+        }
+        return Ok(());
+    }
     if let Some(Fault::Delay(wait)) = &fault {
         thread::sleep(*wait);
     }
@@ -313,13 +348,23 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     record(status, sent);
+    let upstream_len = response.content_length();
+    if let Some(Fault::Append(extra)) = &fault {
+        for (name, value) in &mut response.headers {
+            if name.eq_ignore_ascii_case("content-length")
+                && let Ok(len) = value.parse::<usize>()
+            {
+                *value = (len + extra).to_string();
+            }
+        }
+    }
     to_client.write_all(&response.encode())?;
     let has_body = method != "HEAD" && status != 204 && status != 304;
     if !has_body {
         return Ok(());
     }
     let mut body = Vec::new();
-    match response.content_length() {
+    match upstream_len {
         Some(len) => (&mut from_upstream).take(len).read_to_end(&mut body)?,
         None => from_upstream.read_to_end(&mut body)?,
     };
@@ -328,6 +373,10 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
             to_client.write_all(&body[..n.min(body.len())])?;
             to_client.flush()?;
             to_client.shutdown(Shutdown::Both)?;
+        }
+        Some(Fault::Append(extra)) => {
+            to_client.write_all(&body)?;
+            to_client.write_all(&vec![b'x'; extra])?;
         }
         Some(Fault::Corrupt) if !body.is_empty() => {
             let middle = body.len() / 2;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use crate::auth::Scope;
-use crate::client::{Client, Repository, expect};
+use crate::client::{Client, Repository, blob_deadline, expect};
 use crate::verify::{ByteStream, Verifying};
 use crate::{Error, Result};
 
@@ -50,15 +50,17 @@ impl Client {
     }
 
     /// The blob's bytes as a stream, as they arrive (nothing is buffered beyond a chunk).
+    /// `size` is what its descriptor says; it sets the transfer's deadline.
     pub async fn blob_stream(
         &self,
         repository: &Repository,
         digest: &Digest,
+        size: u64,
     ) -> Result<ByteStream> {
         let url = self.url(repository, &format!("blobs/{digest}"));
         let response = self
             .send(repository, &Scope::pull(&repository.path), "GET", |http| {
-                http.get(&url)
+                http.get(&url).timeout(blob_deadline(size))
             })
             .await?;
         let response = expect(response, "GET", &[StatusCode::OK]).await?;
@@ -75,7 +77,7 @@ impl Client {
         digest: &Digest,
         limit: usize,
     ) -> Result<Bytes> {
-        let mut stream = self.blob_stream(repository, digest).await?;
+        let mut stream = self.blob_stream(repository, digest, limit as u64).await?;
         let mut buffer = BytesMut::new();
         while let Some(chunk) = stream.next().await {
             buffer.extend_from_slice(&chunk?);
@@ -121,7 +123,7 @@ impl Client {
             digest,
             size,
             mount_from,
-            || self.blob_stream(source, digest),
+            || self.blob_stream(source, digest, size),
             &source.to_string(),
         )
         .await
@@ -270,6 +272,7 @@ impl Client {
             .put(with_digest(location, digest))
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
+            .timeout(blob_deadline(size))
             .body(reqwest::Body::wrap_stream(verifying));
         let sent = self.send_once(target, scope, "PUT", request).await;
         // The stream's own verdict explains a failed body better than the HTTP error.
@@ -340,6 +343,7 @@ impl Client {
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_RANGE, format!("{offset}-{end}"))
             .header(CONTENT_LENGTH, part.len())
+            .timeout(blob_deadline(part.len() as u64))
             .body(part);
         let response = self.send_once(target, scope, "PATCH", request).await?;
         let response = expect(response, "PATCH", &[StatusCode::ACCEPTED]).await?;

@@ -19,6 +19,18 @@ use crate::auth::{Challenge, Credentials, Scope, Token, TokenCache, parse_challe
 use crate::retry::{jitter, parse_retry_after_header, parse_retry_after_text};
 use crate::{Error, Result};
 
+/// The whole-request deadline of everything but blob transfers (manifests, HEADs, upload
+/// sessions, tokens), besides the 120 s read timeout: a peer that trickles bytes is cut.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The most of a token answer or an error body hoist reads.
+pub const SMALL_BODY_LIMIT: usize = 64 << 10;
+
+/// A blob transfer's deadline: ten minutes, and one more second per 512 KiB.
+pub fn blob_deadline(size: u64) -> Duration {
+    Duration::from_secs(600 + size / (512 << 10))
+}
+
 /// How to reach and use one registry host.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -218,7 +230,10 @@ impl Client {
         refused: Option<&SecretString>,
     ) -> Result<Signed> {
         let (http, built) = request.build_split();
-        let built = built.map_err(|source| Error::transport("building a request", source))?;
+        let mut built = built.map_err(|source| Error::transport("building a request", source))?;
+        if built.timeout().is_none() {
+            *built.timeout_mut() = Some(REQUEST_DEADLINE);
+        }
         if !host.owns(built.url()) {
             let name = &host.settings.host;
             if !host.settings.insecure && built.url().scheme() != "https" {
@@ -287,7 +302,12 @@ impl Client {
         tracing::debug!(registry = %name, scope = ?scope.items(), "fetching a registry token");
         let response = self
             .with_retries(&format!("token for {name}"), || {
-                let request = self.inner.http.get(realm).query(&query);
+                let request = self
+                    .inner
+                    .http
+                    .get(realm)
+                    .query(&query)
+                    .timeout(REQUEST_DEADLINE);
                 host.settings.credentials.apply_basic(request).send()
             })
             .await?;
@@ -309,7 +329,14 @@ impl Client {
             access_token: Option<String>,
             expires_in: Option<u64>,
         }
-        let answer: Answer = response.json().await.map_err(|e| Error::Protocol {
+        let body = read_capped(response, SMALL_BODY_LIMIT)
+            .await
+            .map_err(|source| Error::transport(format!("reading the token for {name}"), source))?
+            .ok_or_else(|| Error::Protocol {
+                host: name.clone(),
+                message: format!("token answer larger than {SMALL_BODY_LIMIT} bytes"),
+            })?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
             host: name.clone(),
             message: format!("unreadable token answer: {e}"),
         })?;
@@ -620,7 +647,7 @@ pub(crate) async fn status_error(response: Response, method: &str) -> Error {
     let status = response.status().as_u16();
     let url = redact_query(response.url());
     let header_hint = retry_after_header(response.headers());
-    let body = response.text().await.unwrap_or_default();
+    let body = read_truncated(response, SMALL_BODY_LIMIT).await;
     let text_hint = parse_retry_after_text(&body);
     let (code, message) = registry_error(&body);
     Error::Status {
@@ -644,6 +671,41 @@ pub(crate) async fn expect(
     } else {
         Err(status_error(response, method).await)
     }
+}
+
+/// The body if it is at most `limit` bytes, `None` (and nothing more read) if longer.
+pub(crate) async fn read_capped(
+    mut response: Response,
+    limit: usize,
+) -> reqwest::Result<Option<bytes::Bytes>> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// At most the first `limit` bytes of an error body, as text; a body that fails to arrive
+/// is empty.
+async fn read_truncated(mut response: Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
@@ -802,6 +864,24 @@ mod tests {
             .build()
             .unwrap();
         assert!(signed.headers().contains_key("authorization"));
+        assert_eq!(
+            signed.timeout(),
+            Some(&REQUEST_DEADLINE),
+            "a whole-request deadline"
+        );
+        let blob = client
+            .sign(
+                &host,
+                &scope,
+                build("https://r.example/v2/a/b/blobs/x").timeout(blob_deadline(1 << 30)),
+                None,
+            )
+            .await
+            .unwrap()
+            .request
+            .build()
+            .unwrap();
+        assert_eq!(blob.timeout(), Some(&Duration::from_secs(600 + 2048)));
         let storage = client
             .sign(
                 &host,

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::StreamExt;
 use futures_util::future::try_join_all;
 use hoist_domain::{Digest, ImageRef};
 
@@ -59,6 +60,7 @@ impl Counters {
 struct Plan {
     manifests: Vec<Manifest>,
     blobs: Vec<BlobRef>,
+    manifest_bytes: usize,
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -90,7 +92,7 @@ impl Client {
         }
         let counters = Counters::default();
         let mut plan = Plan::default();
-        self.plan(&from, &to, root.clone(), &mut plan, &counters)
+        self.plan(&from, &to, root.clone(), &mut plan, &counters, 0)
             .await?;
         let copies = plan.blobs.iter().map(|blob| async {
             let outcome = self.copy_blob(&from, &to, &blob.digest, blob.size).await?;
@@ -140,6 +142,7 @@ impl Client {
         manifest: Manifest,
         plan: &'a mut Plan,
         counters: &'a Counters,
+        depth: usize,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if plan.manifests.iter().any(|m| m.digest == manifest.digest) {
@@ -162,16 +165,122 @@ impl Client {
                     }
                 }
                 Contents::Index { children } => {
-                    let fetches = children
-                        .iter()
-                        .map(|child| self.manifest(from, child.digest.as_str()));
-                    for child in try_join_all(fetches).await? {
-                        self.plan(from, to, child, plan, counters).await?;
+                    let children = planned_children(&manifest, children, depth)?;
+                    // A few at a time, in order: a hostile index cannot make hoist hold
+                    // every child at once.
+                    let mut fetched = futures_util::stream::iter(children)
+                        .map(
+                            |child| async move { self.manifest(from, child.digest.as_str()).await },
+                        )
+                        .buffered(CHILD_FETCHES);
+                    while let Some(child) = fetched.next().await {
+                        self.plan(from, to, child?, plan, counters, depth + 1)
+                            .await?;
                     }
                 }
+            }
+            plan.manifest_bytes += manifest.bytes.len();
+            if plan.manifest_bytes > MAX_PLANNED_MANIFEST_BYTES {
+                return Err(Error::Unsupported(format!(
+                    "{} needs more than {MAX_PLANNED_MANIFEST_BYTES} bytes of manifests; \
+                     hoist copies smaller trees",
+                    manifest.digest
+                )));
             }
             plan.manifests.push(manifest);
             Ok(())
         })
+    }
+}
+
+/// Index children fetched at once.
+const CHILD_FETCHES: usize = 8;
+/// The most children one index may list.
+pub const MAX_INDEX_CHILDREN: usize = 1024;
+/// Indexes nested in indexes, at most.
+const MAX_DEPTH: usize = 2;
+/// The most manifest bytes one copy holds before writing them.
+const MAX_PLANNED_MANIFEST_BYTES: usize = 64 << 20;
+
+/// An index's children to fetch: each digest once, refused when there are too many, when
+/// one says it is larger than a manifest may be, or when indexes nest too deep.
+fn planned_children(
+    index: &Manifest,
+    children: Vec<crate::manifest::ChildRef>,
+    depth: usize,
+) -> Result<Vec<crate::manifest::ChildRef>> {
+    if depth >= MAX_DEPTH {
+        return Err(Error::Unsupported(format!(
+            "index {} is nested {} deep in indexes; hoist copies at most {MAX_DEPTH} levels",
+            index.digest,
+            depth + 1
+        )));
+    }
+    let mut unique: Vec<crate::manifest::ChildRef> = Vec::new();
+    for child in children {
+        if !unique.iter().any(|c| c.digest == child.digest) {
+            unique.push(child);
+        }
+    }
+    if unique.len() > MAX_INDEX_CHILDREN {
+        return Err(Error::Unsupported(format!(
+            "index {} lists {} distinct manifests; hoist copies at most {MAX_INDEX_CHILDREN}",
+            index.digest,
+            unique.len()
+        )));
+    }
+    if let Some(big) = unique
+        .iter()
+        .find(|c| c.size > crate::manifest::MAX_MANIFEST_BYTES as u64)
+    {
+        return Err(Error::Unsupported(format!(
+            "index {} lists manifest {} of {} bytes, over the {} byte (4 MiB) manifest limit",
+            index.digest,
+            big.digest,
+            big.size,
+            crate::manifest::MAX_MANIFEST_BYTES
+        )));
+    }
+    Ok(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::manifest::{ChildRef, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST};
+
+    fn child(n: usize, size: u64) -> ChildRef {
+        ChildRef {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: format!("sha256:{n:064x}").parse().expect("a digest"),
+            size,
+            platform: None,
+        }
+    }
+
+    fn index() -> Manifest {
+        Manifest::from_bytes(OCI_INDEX, Bytes::from_static(b"{}"))
+    }
+
+    #[test]
+    fn children_are_fetched_once_each_and_bounded() {
+        let repeated: Vec<_> = (0..5000).map(|i| child(i % 3, 500)).collect();
+        let unique = planned_children(&index(), repeated, 0).expect("three children");
+        assert_eq!(unique.len(), 3);
+
+        let many: Vec<_> = (0..=MAX_INDEX_CHILDREN).map(|i| child(i, 500)).collect();
+        let error = planned_children(&index(), many, 0).unwrap_err().to_string();
+        assert!(error.contains("lists 1025 distinct manifests"), "{error}");
+
+        let big = vec![child(1, MAX_MANIFEST_BYTES as u64 + 1)];
+        let error = planned_children(&index(), big, 0).unwrap_err().to_string();
+        assert!(error.contains("4 MiB"), "{error}");
+
+        let error = planned_children(&index(), vec![child(1, 10)], MAX_DEPTH)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nested"), "{error}");
     }
 }

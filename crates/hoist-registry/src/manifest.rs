@@ -22,6 +22,10 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
+/// The largest manifest hoist reads: 4 MiB, the size the OCI distribution spec requires
+/// registries to accept at least.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
 /// A manifest as the registry stores it: its exact bytes, and the digest of those bytes.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -191,12 +195,22 @@ impl Client {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-        let bytes = response.bytes().await.map_err(|source| {
-            Error::transport(
-                format!("reading manifest {reference} of {repository}"),
-                source,
-            )
-        })?;
+        let too_large = || {
+            Error::Unsupported(format!(
+                "manifest {reference} of {repository} is larger than {MAX_MANIFEST_BYTES} bytes \
+                 (4 MiB), the most hoist reads: the size the OCI distribution spec requires \
+                 registries to accept"
+            ))
+        };
+        let bytes = crate::client::read_capped(response, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|source| {
+                Error::transport(
+                    format!("reading manifest {reference} of {repository}"),
+                    source,
+                )
+            })?
+            .ok_or_else(too_large)?;
         let media_type = match header_type {
             Some(t) if t != "application/json" && t != "application/octet-stream" => t,
             _ => declared_media_type(&bytes).unwrap_or_default(),
