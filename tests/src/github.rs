@@ -53,6 +53,30 @@ struct FakeState {
     requests: Vec<String>,
 }
 
+/// `%XX` escapes decoded, as GitHub decodes a path segment.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl FakeGitHub {
     /// Serves on a free loopback port; `token` is the only one it accepts.
     pub fn start(token: &str) -> FakeGitHub {
@@ -63,11 +87,15 @@ impl FakeGitHub {
             let path = path.to_owned();
             let mut state = shared.lock().expect("fake GitHub state");
             state.requests.push(path.clone());
-            let tag = path.rsplit_once("/commits/").map(|(_, tag)| tag.to_owned());
+            // `commits/{ref}` with the ref `tags/NAME`, one encoded segment.
+            let tag = path
+                .rsplit_once("/commits/")
+                .map(|(_, reference)| percent_decode(reference))
+                .and_then(|reference| reference.strip_prefix("tags/").map(str::to_owned));
             let compare = path
                 .rsplit_once("/compare/")
                 .and_then(|(_, c)| c.split_once("..."))
-                .map(|(base, head)| (base.to_owned(), head.to_owned()));
+                .map(|(base, head)| (percent_decode(base), percent_decode(head)));
             match (authorized, tag.and_then(|t| state.commits.get(&t).cloned())) {
                 (false, _) => (
                     "401 Unauthorized",

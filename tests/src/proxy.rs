@@ -37,8 +37,9 @@ pub enum Fault {
     Corrupt,
     /// Forward after waiting this long (a slow network, or time to crash something).
     Delay(std::time::Duration),
-    /// Answer `307 Temporary Redirect` to the same path on `host` (blob storage elsewhere).
-    Redirect { host: String },
+    /// Answer `307 Temporary Redirect` to the same path on `host`, with `query` after it
+    /// (blob storage elsewhere, presigned).
+    Redirect { host: String, query: &'static str },
     /// Answer 401 with this `WWW-Authenticate` header.
     Challenge(String),
     /// Answer `status` with a JSON-looking body of `bytes` bytes, its length declared in
@@ -271,9 +272,9 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
             r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"retry-after: 10.5ms, allowed: 2000/minute"}]}"#.to_owned(),
         )),
         Some(Fault::Unavailable) => Some((503, String::new(), "upstream busy".to_owned())),
-        Some(Fault::Redirect { host }) => Some((
+        Some(Fault::Redirect { host, query }) => Some((
             307,
-            format!("Location: http://{host}{path}\r\n"),
+            format!("Location: http://{host}{path}{query}\r\n"),
             String::new(),
         )),
         Some(Fault::Challenge(challenge)) => Some((

@@ -98,6 +98,7 @@ fn a_blob_redirected_to_another_origin_is_fetched_without_credentials() {
         times: 100,
         fault: Fault::Redirect {
             host: storage.host(),
+            query: "",
         },
     });
     let target = Proxy::start(dst.port());
@@ -133,6 +134,7 @@ fn a_challenge_from_a_redirect_target_is_ignored_and_named() {
         times: 100,
         fault: Fault::Redirect {
             host: storage.host(),
+            query: "",
         },
     });
     // Storage asks for a token from a realm of its own choosing.
@@ -203,4 +205,69 @@ fn a_bearer_realm_on_another_origin_never_gets_the_password() {
         "{stderr}"
     );
     assert!(elsewhere.seen().is_empty(), "{:#?}", elsewhere.seen());
+}
+
+/// Presigned storage URLs carry their credential in the query string: it shows in no error
+/// and no log line, whether storage refuses (a status) or drops the connection.
+#[test]
+fn a_presigned_query_string_never_shows_in_errors_or_logs() {
+    const SIGNATURE: &str = "X-Amz-Signature=0123456789abcdef";
+    for (fault, says) in [
+        (
+            Fault::Huge {
+                status: 403,
+                bytes: 64,
+                declared: true,
+            },
+            "403",
+        ),
+        (Fault::CutAfter(10), "reading blob"),
+    ] {
+        let (src, _image) = source_with_image();
+        let dst = Registry::start();
+        let source = Proxy::start(src.port());
+        let storage = Proxy::start(src.port());
+        source.add(Rule {
+            method: "GET",
+            path_contains: "/blobs/sha256:",
+            times: 100,
+            fault: Fault::Redirect {
+                host: storage.host(),
+                query: "?X-Amz-Credential=AKIA&X-Amz-Signature=0123456789abcdef",
+            },
+        });
+        storage.add(Rule {
+            method: "GET",
+            path_contains: "/blobs/",
+            times: 100,
+            fault,
+        });
+        let target = Proxy::start(dst.port());
+        let dir = tempfile::tempdir().expect("a working folder");
+        let output = hoist_tests::HoistRun::new(
+            dir.path(),
+            &[
+                "copy",
+                "--insecure-registry",
+                &source.host(),
+                "--insecure-registry",
+                &target.host(),
+                &format!("{}/team/app:1.0", source.host()),
+                &format!("{}/team/app:1.0", target.host()),
+            ],
+        )
+        .env("RUST_LOG", "debug")
+        .output();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            storage.seen().iter().any(|r| r.path.contains(SIGNATURE)),
+            "the redirect was followed"
+        );
+        assert!(
+            !stderr.contains(SIGNATURE) && !stderr.contains("X-Amz-Credential"),
+            "{stderr}"
+        );
+    }
 }

@@ -659,7 +659,7 @@ fn a_release_nothing_else_resolves_is_resolved_through_the_github_api() {
     assert_eq!(releases["items"][0]["commit_source"], "github_api");
     assert_eq!(
         github.requests(),
-        ["/repos/Codertocat/Hello-World/commits/v3.0.0"]
+        ["/repos/Codertocat/Hello-World/commits/tags%2Fv3.0.0"]
     );
 
     w.release("rel-2", 2, "v9.9.9");

@@ -590,3 +590,27 @@ async fn a_client_that_hangs_up_while_keys_are_fetched_does_not_leave_hoist_with
     assert_eq!(w.issuer.jwks_fetches(), 1, "one fetch, finished for all");
     w.finish().await;
 }
+
+/// A tag name is one path segment of the API URL however it is spelled: `#` and `%2e%2e/`
+/// are sent encoded, so the question asked is about that tag, not another path.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_is_asked_about_the_tag_as_named_whatever_its_characters() {
+    let tag = "v2.0.0#%2e%2e/x";
+    let github = FakeGitHub::start(GH_API_TOKEN);
+    github.add_tag(tag, COMMIT_A);
+    let api = format!("api_url = \"{}\"\ntoken_env = \"GH_TOKEN\"", github.url());
+    let w = World::with_config(&api, "").await;
+    w.release("published", 1, tag, "master", false).await;
+    w.run_jobs().await;
+    let release = &releases(&w).await[0];
+    assert_eq!(release["commit"], COMMIT_A, "{release}");
+    assert_eq!(release["commit_source"], "github_api");
+    assert_eq!(
+        github.requests(),
+        [format!(
+            "/repos/{REPOSITORY}/commits/tags%2Fv2.0.0%23%252e%252e%2Fx"
+        )]
+    );
+    // No builds yet: its publication waits for them, without a job.
+    w.finish_with_parked(1).await;
+}

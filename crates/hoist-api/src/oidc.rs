@@ -281,10 +281,12 @@ impl OidcVerifier {
     }
 
     /// GETs a JSON document of at most [`MAX_DOCUMENT`] bytes.
-    async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
+    async fn get_json(&self, address: &str) -> Result<serde_json::Value, String> {
+        // Errors and logs name the address without its query.
+        let url = address.split(['?', '#']).next().unwrap_or_default();
         let mut response = self
             .http
-            .get(url)
+            .get(address)
             .header("accept", "application/json")
             .send()
             .await

@@ -23,6 +23,28 @@ fn github(message: String, retryable: bool) -> PipelineError {
     PipelineError::GitHub { message, retryable }
 }
 
+/// The most of an API answer hoist reads.
+const ANSWER_LIMIT: usize = 8 << 20;
+
+/// `text` as one URL path segment: every byte but letters, digits and `-._~`
+/// percent-encoded (as GitHub's own clients do), so a tag like `v1#x` or `%2e%2e/` stays
+/// one segment. `.` and `..`, which no git ref can be and URL parsers resolve as dot
+/// segments even encoded, are refused.
+fn segment(text: &str) -> Result<String, PipelineError> {
+    if text.is_empty() || text == "." || text == ".." {
+        return Err(github(format!("{text:?} is not a git ref name"), false));
+    }
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(out)
+}
+
 /// GETs `path` of the API as JSON; `what` names the question in errors.
 async fn get_json(
     http: &reqwest::Client,
@@ -38,7 +60,12 @@ async fn get_json(
         .bearer_auth(api.token.expose_secret())
         .send()
         .await
-        .map_err(|e| github(format!("asking GitHub for {what}: {e}"), true))?;
+        .map_err(|e| {
+            github(
+                format!("asking GitHub for {what}: {}", e.without_url()),
+                true,
+            )
+        })?;
     let status = response.status();
     if !status.is_success() {
         // Rate limits and server trouble pass; a ref GitHub does not know, or a token it
@@ -55,13 +82,26 @@ async fn get_json(
             retryable,
         ));
     }
-    response
-        .json()
+    let body = hoist_registry::read_capped(response, ANSWER_LIMIT)
         .await
+        .map_err(|e| {
+            github(
+                format!("reading GitHub's answer for {what}: {}", e.without_url()),
+                true,
+            )
+        })?
+        .ok_or_else(|| {
+            github(
+                format!("GitHub's answer for {what} is larger than {ANSWER_LIMIT} bytes"),
+                false,
+            )
+        })?;
+    serde_json::from_slice(&body)
         .map_err(|e| github(format!("GitHub's answer for {what} is not JSON: {e}"), true))
 }
 
-/// The commit `tag` of `repository` points at.
+/// The commit `tag` of `repository` points at (`commits/tags/{tag}`, so a branch of the
+/// same name is never taken for it).
 pub(crate) async fn commit_of_tag(
     http: &reqwest::Client,
     api: &GitHubApi,
@@ -72,7 +112,10 @@ pub(crate) async fn commit_of_tag(
     let body = get_json(
         http,
         api,
-        &format!("/repos/{repository}/commits/{tag}"),
+        &format!(
+            "/repos/{repository}/commits/{}",
+            segment(&format!("tags/{tag}"))?
+        ),
         &what,
     )
     .await?;
@@ -101,7 +144,11 @@ pub(crate) async fn commit_on_branch(
     let body = get_json(
         http,
         api,
-        &format!("/repos/{repository}/compare/{branch}...{commit}"),
+        &format!(
+            "/repos/{repository}/compare/{}...{}",
+            segment(branch)?,
+            segment(commit)?
+        ),
         &what,
     )
     .await?;
@@ -112,5 +159,22 @@ pub(crate) async fn commit_on_branch(
             format!("GitHub's answer for {what} has no usable status"),
             false,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn ref_names_stay_one_path_segment() {
+        assert_eq!(segment("v1.2.3").unwrap(), "v1.2.3");
+        assert_eq!(segment("tags/v1#x").unwrap(), "tags%2Fv1%23x");
+        assert_eq!(segment("%2e%2e/").unwrap(), "%252e%252e%2F");
+        assert_eq!(segment("a?b c").unwrap(), "a%3Fb%20c");
+        assert_eq!(segment("ü").unwrap(), "%C3%BC");
+        for bad in ["", ".", ".."] {
+            assert!(segment(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -674,7 +674,7 @@ pub(crate) async fn expect(
 }
 
 /// The body if it is at most `limit` bytes, `None` (and nothing more read) if longer.
-pub(crate) async fn read_capped(
+pub async fn read_capped(
     mut response: Response,
     limit: usize,
 ) -> reqwest::Result<Option<bytes::Bytes>> {

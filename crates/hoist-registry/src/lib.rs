@@ -23,7 +23,7 @@ mod verify;
 
 pub use auth::{Challenge, Credentials, Scope, parse_challenge};
 pub use blob::BlobOutcome;
-pub use client::{Client, RegistrySettings, Repository};
+pub use client::{Client, RegistrySettings, Repository, read_capped};
 pub use copy::CopyReport;
 pub use error::{Error, Result};
 pub use index::{IndexChild, IndexPlatform, assemble_index, platform_from_config};

@@ -512,8 +512,21 @@ fn the_github_api_needs_a_url_and_a_token_together() {
     assert_problem(
         "[github]\napi_url = \"api.github.com\"\ntoken_env = \"GH\"\n",
         &env(&[("GH", "x")]),
-        "github.api_url: \"api.github.com\" is not an http(s) URL",
+        "github.api_url: \"api.github.com\" is not an https URL",
     );
+    // The token goes with every request: never over plain http off this machine.
+    assert_problem(
+        "[github]\napi_url = \"http://github.example/api/v3\"\ntoken_env = \"GH\"\n",
+        &env(&[("GH", "x")]),
+        "github.api_url: \"http://github.example/api/v3\" must be https: plain http is accepted only on a loopback address",
+    );
+    assert_problem(
+        "[github]\napi_url = \"https://github.example/api?x=1\"\ntoken_env = \"GH\"\n",
+        &env(&[("GH", "x")]),
+        "github.api_url: \"https://github.example/api?x=1\" is not an https URL without query, fragment or user",
+    );
+    let local = "[github]\napi_url = \"http://127.0.0.1:9/\"\ntoken_env = \"GH\"\n";
+    assert!(problems(local, &env(&[("GH", "x")])).is_empty());
 }
 
 #[test]

@@ -330,10 +330,13 @@ impl ConfigFile {
                 None
             }
             (Some(url), _) => {
-                let url_ok = url.starts_with("https://") || url.starts_with("http://");
-                if !url_ok {
-                    c.push("github.api_url", format!("{url:?} is not an http(s) URL"));
-                }
+                let url_ok = match check_https_base(url) {
+                    Ok(()) => true,
+                    Err(problem) => {
+                        c.push("github.api_url", format!("{url:?} {problem}"));
+                        false
+                    }
+                };
                 let token = c.secret(
                     source,
                     "github",
@@ -373,7 +376,7 @@ impl ConfigFile {
             .as_deref()
             .unwrap_or(GITHUB_ACTIONS_ISSUER)
             .trim_end_matches('/');
-        if let Err(why) = check_issuer(issuer) {
+        if let Err(why) = check_https_base(issuer) {
             c.push("github.oidc_issuer", format!("{issuer:?} {why}"));
             ok = false;
         }
@@ -479,11 +482,9 @@ impl ConfigFile {
     }
 }
 
-/// A `webhook_secret_env`/`_file` pair of table `table`: none, or a comma-separated list
-/// (several at once while rotating).
-/// An issuer is an https URL without query or fragment; plain http only on a loopback
-/// address, where a test's own issuer runs.
-fn check_issuer(issuer: &str) -> Result<(), &'static str> {
+/// An issuer or API base is an https URL without query or fragment; plain http only on a
+/// loopback address, where a test's own stand-in runs.
+fn check_https_base(issuer: &str) -> Result<(), &'static str> {
     let (secure, rest) = if let Some(rest) = issuer.strip_prefix("https://") {
         (true, rest)
     } else if let Some(rest) = issuer.strip_prefix("http://") {
@@ -509,6 +510,8 @@ fn check_issuer(issuer: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A `webhook_secret_env`/`_file` pair of table `table`: none, or a comma-separated list
+/// (several at once while rotating).
 fn rotating_secrets(
     c: &mut Collector,
     source: &dyn SecretSource,
