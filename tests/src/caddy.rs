@@ -69,7 +69,8 @@ impl Caddy {
                 root.is_file()
                     && caddy
                         .client()
-                        .get(caddy.url("/healthz"))
+                        // A public path: the probes are not exposed.
+                        .get(caddy.url("/openapi.json"))
                         .send()
                         .is_ok_and(|r| r.status().is_success())
             },

@@ -109,10 +109,24 @@ fn a_webhook_with_a_bad_signature_is_refused_through_the_proxy_too() {
 }
 
 #[test]
-fn caddy_keeps_metrics_off_the_public_side() {
-    let (_hoist, caddy) = hoist_behind_caddy();
-    let response = caddy.client().get(caddy.url("/metrics")).send().unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    // Caddy's own answer, not hoist's JSON error envelope.
-    assert_eq!(response.text().unwrap(), "not found");
+fn caddy_keeps_probes_and_metrics_off_the_public_side() {
+    let (hoist, caddy) = hoist_behind_caddy();
+    for path in ["/metrics", "/readyz", "/healthz", "/", "/v1"] {
+        let response = caddy.client().get(caddy.url(path)).send().unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        // Caddy's own answer, not hoist's JSON error envelope.
+        assert_eq!(response.text().unwrap(), "not found", "{path}");
+    }
+    // hoist itself answers them on the private side.
+    let ready = hoist_tests::http()
+        .get(hoist.url("/readyz"))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let openapi = caddy
+        .client()
+        .get(caddy.url("/openapi.json"))
+        .send()
+        .unwrap();
+    assert_eq!(openapi.status().as_u16(), 200);
 }

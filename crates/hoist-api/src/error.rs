@@ -31,6 +31,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     NotReady(&'static str),
+    /// Too many unauthenticated bodies are being read; try again after `Retry-After`.
+    #[error("too many webhook deliveries at once")]
+    Busy,
     /// The OIDC issuer's keys could not be read; the detail is for the log.
     #[error("OIDC keys unavailable: {0}")]
     IssuerUnavailable(String),
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::IssuerUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable")
             }
@@ -80,6 +84,9 @@ impl IntoResponse for ApiError {
             let message = match status {
                 StatusCode::SERVICE_UNAVAILABLE => match &self {
                     ApiError::NotReady(why) => why,
+                    ApiError::Busy => {
+                        "too many webhook deliveries are being read at once; try again"
+                    }
                     ApiError::IssuerUnavailable(_) => {
                         "the OIDC issuer's signing keys could not be fetched; try again"
                     }
@@ -87,7 +94,14 @@ impl IntoResponse for ApiError {
                 },
                 _ => "internal error",
             };
-            return envelope(status, code, message);
+            let mut response = envelope(status, code, message);
+            if matches!(self, ApiError::Busy) {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            return response;
         }
         let mut response = envelope(status, code, &self.to_string());
         if status == StatusCode::UNAUTHORIZED {

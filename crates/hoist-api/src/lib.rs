@@ -72,6 +72,10 @@ struct Inner {
     shutdown: CancellationToken,
     /// Checks GitHub Actions OIDC tokens, when `[github] oidc_audience` is set.
     oidc: Option<Arc<oidc::OidcVerifier>>,
+    /// Permits to buffer a webhook body before its signature is checked.
+    webhook_bodies: Arc<tokio::sync::Semaphore>,
+    /// The last `/readyz` write check, reused for a second.
+    readiness: tokio::sync::Mutex<Option<health::Checked>>,
 }
 
 impl AppState {
@@ -89,9 +93,14 @@ impl AppState {
             .oidc
             .clone()
             .map(|c| Arc::new(oidc::OidcVerifier::new(c)));
+        let webhook_bodies = Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(config.server.webhook_bodies.max(1)).unwrap_or(16),
+        ));
         AppState {
             inner: Arc::new(Inner {
                 oidc,
+                webhook_bodies,
+                readiness: tokio::sync::Mutex::default(),
                 config,
                 store,
                 counters,
@@ -120,6 +129,15 @@ impl AppState {
 
     pub(crate) fn oidc(&self) -> Option<&Arc<oidc::OidcVerifier>> {
         self.inner.oidc.as_ref()
+    }
+
+    /// A permit to buffer one unauthenticated webhook body, if one is free.
+    pub(crate) fn webhook_body_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.webhook_bodies.clone().try_acquire_owned().ok()
+    }
+
+    pub(crate) fn readiness(&self) -> &tokio::sync::Mutex<Option<health::Checked>> {
+        &self.inner.readiness
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -56,6 +56,8 @@ impl FromRequest<AppState> for GitHubDelivery {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Bodies are buffered whole before the signature can be checked; bound how many.
+        let permit = state.webhook_body_permit().ok_or(ApiError::Busy)?;
         let (parts, body) = request.into_parts();
         let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
@@ -69,6 +71,7 @@ impl FromRequest<AppState> for GitHubDelivery {
             .map(HeaderValue::as_bytes);
         let signer = find_signer(state.config(), signature, &body)
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        drop(permit);
 
         let event_name = header(&parts.headers, "x-github-event")?.to_owned();
         let delivery_id = header(&parts.headers, "x-github-delivery")?.to_owned();

@@ -119,3 +119,28 @@ async fn metrics_report_publications_jobs_and_tags_in_prometheus_text() {
         );
     }
 }
+
+/// A probe storm costs the writer one write a second: probes within a second of a check
+/// share its answer.
+#[tokio::test]
+async fn readyz_checks_the_database_at_most_once_a_second() {
+    let app = app().await;
+    let probes = (0..20).map(|_| app.send(get("/readyz")));
+    let answers: Vec<Reply> = futures_util::future::join_all(probes).await;
+    let checked: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["checked_at"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(checked.len(), 1, "one write for twenty probes: {checked:?}");
+    // A second later, a probe writes again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = app.send(get("/readyz")).await;
+    let later_at = later.body["checked_at"].as_str().unwrap();
+    assert!(
+        checked.iter().all(|c| c.as_str() < later_at),
+        "{later_at} after {checked:?}"
+    );
+}

@@ -510,3 +510,45 @@ webhook_secret_env = "OTHER_SECRET"
     let global = app.send(signed(SECRET, "d-4", &hello)).await;
     assert_eq!(global.status, StatusCode::ACCEPTED, "{}", global.body);
 }
+
+/// Bodies are buffered before their signature can be checked, so only `webhook_bodies` of
+/// them at once: one more gets 503 with `Retry-After`, and stores nothing; once the slow
+/// one is gone the next delivery is taken.
+#[tokio::test]
+async fn unauthenticated_bodies_are_buffered_only_so_many_at_once() {
+    let app = app_with("\n[server]\nwebhook_bodies = 1\n", &[]).await;
+    // A sender that never finishes its body holds the only permit.
+    let never_ends = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let slow = Request::post("/webhooks/github")
+        .header("content-type", "application/json")
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", "slow-1")
+        .header("x-hub-signature-256", "sha256=00")
+        .body(Body::from_stream(never_ends))
+        .unwrap();
+    let slow = tokio::spawn(app.router.clone().oneshot(slow));
+    // Until the slow request has taken the permit, deliveries still go through.
+    let mut busy = None;
+    for attempt in 0..1000 {
+        let id = format!("p-busy-{attempt}");
+        let reply = app.send(delivery("ping", &id, &fixture("ping"))).await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            busy = Some((id, reply));
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let (busy_id, busy) = busy.expect("a delivery refused while the slow body holds the permit");
+    assert_eq!(busy.body["error"]["code"], "busy");
+    assert_eq!(busy.headers["retry-after"], "1");
+    slow.abort();
+    let _ = slow.await;
+    let reply = app
+        .send(delivery("ping", "p-after", &fixture("ping")))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The refused delivery was not recorded: sent again, it is new, not a duplicate.
+    let again = app.send(delivery("ping", &busy_id, &fixture("ping"))).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.headers.get("x-hoist-duplicate").is_none());
+}

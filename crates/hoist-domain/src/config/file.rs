@@ -27,6 +27,9 @@ pub struct ServerSection {
     pub request_timeout: String,
     /// How long SIGTERM waits for in-flight work before the process exits anyway. Default `10s`.
     pub shutdown_timeout: String,
+    /// Webhook bodies read at once before their signature is checked (each up to 25 MiB);
+    /// one more is answered 503 with `Retry-After`. Default `16`.
+    pub webhook_bodies: u32,
 }
 
 impl Default for ServerSection {
@@ -35,6 +38,7 @@ impl Default for ServerSection {
             listen: "127.0.0.1:8080".to_owned(),
             request_timeout: "30s".to_owned(),
             shutdown_timeout: "10s".to_owned(),
+            webhook_bodies: 16,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Server {
     pub listen: SocketAddr,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Unauthenticated webhook bodies buffered at once, at least 1.
+    pub webhook_bodies: u32,
 }
 
 #[derive(Debug, Clone)]

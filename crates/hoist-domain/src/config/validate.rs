@@ -207,6 +207,12 @@ impl ConfigFile {
         );
         let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
         let shutdown_timeout = c.duration("server.shutdown_timeout", &self.server.shutdown_timeout);
+        if !(1..=1024).contains(&self.server.webhook_bodies) {
+            c.push(
+                "server.webhook_bodies",
+                format!("{} is out of range: 1 to 1024", self.server.webhook_bodies),
+            );
+        }
 
         let db = &self.database;
         if !db.url.starts_with("sqlite:") {
@@ -295,6 +301,7 @@ impl ConfigFile {
                 listen: listen.expect(complete),
                 request_timeout: request_timeout.expect(complete),
                 shutdown_timeout: shutdown_timeout.expect(complete),
+                webhook_bodies: self.server.webhook_bodies,
             },
             database: Database {
                 url: db.url.clone(),
