@@ -20,6 +20,9 @@ use crate::PipelineError;
 /// How long done and failed jobs stay in the table (for operators to read) before purging.
 pub const JOB_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How often the reconciler purges what is past `[retention] days`.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineOptions {
     /// How long a claimed job is a worker's before another may take it.
@@ -55,6 +58,8 @@ pub struct Pipeline {
     pub(crate) counters: Arc<PipelineCounters>,
     options: PipelineOptions,
     image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When the reconciler last purged expired records.
+    last_purge: Mutex<Option<std::time::Instant>>,
 }
 
 impl Pipeline {
@@ -73,6 +78,7 @@ impl Pipeline {
             counters,
             options,
             image_locks: Mutex::default(),
+            last_purge: Mutex::default(),
         }
     }
 
@@ -222,7 +228,28 @@ impl Pipeline {
                 self.store.requeue_stranded_publications().await,
             ),
         ];
-        for (what, outcome) in passes {
+        let purge = if self.purge_due() {
+            self.store
+                .purge_expired(self.config.retention)
+                .await
+                .map(|purged| {
+                    if purged.total() > 0 {
+                        tracing::info!(
+                            deliveries = purged.deliveries,
+                            steps = purged.steps,
+                            deleted_tags = purged.deleted_tags,
+                            "purged records past [retention] days"
+                        );
+                    }
+                    0
+                })
+        } else {
+            Ok(0)
+        };
+        for (what, outcome) in passes
+            .into_iter()
+            .chain([("purged records past [retention] days", purge)])
+        {
             match outcome {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(count = n, "{what}"),
@@ -231,6 +258,20 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Whether an hour has passed since the last purge (or none ran yet); if so, the next
+    /// one starts now.
+    fn purge_due(&self) -> bool {
+        let mut last = self
+            .last_purge
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// [`Pipeline::reconcile`] once a minute until `shutdown`.

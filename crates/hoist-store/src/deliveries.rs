@@ -188,6 +188,24 @@ fn first_answer(status: i64, response: &str) -> Result<Recorded, StoreError> {
     })
 }
 
+/// Leeway for the clocks of GitHub (`pushed_at`) and hoist (`received_at`) to disagree.
+const CLOCK_SKEW_SECONDS: i64 = 24 * 3600;
+
+/// Whether the effect is a push GitHub took before `horizon` (unix seconds, the newest
+/// purged delivery) give or take the clock skew: its first delivery may be purged, so a
+/// replay of it could not be recognized. A push without `pushed_at` cannot be placed.
+fn push_older_than(effect: &WebhookEffect<'_>, horizon: i64) -> bool {
+    let event = match effect {
+        WebhookEffect::BranchPush { event, .. } | WebhookEffect::TagPush { event, .. } => event,
+        WebhookEffect::Ping | WebhookEffect::Ignore(_) | WebhookEffect::Release { .. } => {
+            return false;
+        }
+    };
+    event
+        .pushed_at
+        .is_none_or(|at| at <= horizon.saturating_add(CLOCK_SKEW_SECONDS))
+}
+
 impl Store {
     /// Records a verified delivery and its effect in one transaction. A delivery id seen
     /// before changes nothing and gets the first answer back.
@@ -208,7 +226,9 @@ impl Store {
                        AS "response: String",
                    (SELECT delivery_id FROM deliveries
                     WHERE source = 'github' AND body_sha256 = ?2 ORDER BY id LIMIT 1)
-                       AS "replay_of: String"
+                       AS "replay_of: String",
+                   (SELECT deliveries_before FROM purge_horizon WHERE id = 1)
+                       AS "horizon: i64"
             "#,
             delivery.delivery_id,
             delivery.body_sha256
@@ -231,15 +251,25 @@ impl Store {
         // new id is a replay (or a copy) of an event already applied, and changes nothing.
         let acts = !matches!(effect, WebhookEffect::Ping | WebhookEffect::Ignore(_));
         let replay_of = seen.replay_of.filter(|_| acts);
-        let effect = match replay_of {
-            Some(first) => {
+        let forgotten = seen.horizon.filter(|h| push_older_than(&effect, *h));
+        let effect = match (replay_of, forgotten) {
+            (Some(first), _) => {
                 answer.outcome = "ignored".to_owned();
                 answer.reason = Some(format!(
                     "the same body was delivered before as {first}; a replay changes nothing"
                 ));
                 None
             }
-            None => Some(effect),
+            (None, Some(_)) => {
+                answer.outcome = "ignored".to_owned();
+                answer.reason = Some(
+                    "the push is older than the deliveries hoist still remembers ([retention] \
+                     days): a replay could not be told apart, so it changes nothing"
+                        .to_owned(),
+                );
+                None
+            }
+            (None, None) => Some(effect),
         };
         let duplicate = effect.is_none();
         match effect {

@@ -660,3 +660,115 @@ async fn the_workers_are_woken_only_when_a_delivery_or_a_build_queued_a_job() {
     assert_eq!(f.jobs().await.len(), 1, "one queued job per publication");
     assert!(fired(again.as_mut()).await);
 }
+
+#[tokio::test]
+async fn retention_purges_old_records_keeps_the_ledger_and_ignores_pushes_it_cannot_place() {
+    let f = fixture().await;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let day = 86_400;
+    let pushed = |tag: &str, commit: Option<&str>, at: i64| PushEvent {
+        pushed_at: Some(at),
+        ..tag_push(tag, commit)
+    };
+    // v6 went to OTHER, then to COMMIT; v7 was deleted. All long ago.
+    let first = pushed("v6", Some(OTHER), now - 100 * day);
+    f.deliver_push("d-1", "v6", &first).await;
+    f.deliver_push("d-2", "v6", &pushed("v6", Some(COMMIT), now - 99 * day))
+        .await;
+    f.deliver_push("d-3", "v7", &pushed("v7", None, now - 99 * day))
+        .await;
+    // A finished publication with its steps and a ledger event, and a waiting one.
+    for (id, state, commit) in [(1, "succeeded", COMMIT), (2, "waiting", OTHER)] {
+        sqlx::query(
+            "INSERT INTO publications (id, image, repository, commit_sha, state)
+             VALUES (?1, 'ghcr.io/codertocat/hello-world', 'Codertocat/Hello-World', ?2, ?3)",
+        )
+        .bind(id)
+        .bind(commit)
+        .bind(state)
+        .execute(f.store.writer())
+        .await
+        .unwrap();
+        for step in ["wait", "copy"] {
+            sqlx::query("INSERT INTO publication_steps (publication_id, step) VALUES (?1, ?2)")
+                .bind(id)
+                .bind(step)
+                .execute(f.store.writer())
+                .await
+                .unwrap();
+        }
+    }
+    sqlx::query(
+        "INSERT INTO tag_events (image, tag, digest, kind, publication_id)
+         VALUES ('ghcr.io/codertocat/hello-world', '6.0.0', ?1, 'create', 1)",
+    )
+    .bind(DIGEST_A)
+    .execute(f.store.writer())
+    .await
+    .unwrap();
+    for statement in [
+        "UPDATE deliveries SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
+        "UPDATE git_tags SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
+        "UPDATE publications SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
+    ] {
+        sqlx::query(statement)
+            .execute(f.store.writer())
+            .await
+            .unwrap();
+    }
+    // Yesterday's push stays.
+    f.deliver_push("d-4", "v8", &pushed("v8", Some(COMMIT), now - day))
+        .await;
+
+    let ninety_days = Duration::from_secs(90 * 86_400);
+    let purged = f.store.purge_expired(ninety_days).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            deliveries: 3,
+            steps: 2,
+            deleted_tags: 1
+        }
+    );
+    assert_eq!(f.count("deliveries").await, 1);
+    assert_eq!(f.count("publication_steps").await, 2, "the waiting one's");
+    assert_eq!(f.count("publications").await, 2);
+    assert_eq!(f.count("tag_events").await, 1, "the ledger is kept");
+    assert_eq!(f.count("git_tags").await, 2, "v6 and v8");
+    assert_eq!(
+        f.store.purge_expired(ninety_days).await.unwrap(),
+        Purged::default()
+    );
+
+    // The first push replayed, under its old or a new id: its delivery is gone, so it
+    // cannot be recognized, and as older than what hoist remembers it changes nothing.
+    for id in ["d-1", "d-5"] {
+        let replay = f.deliver_push(id, "v6", &first).await;
+        assert_eq!(replay.answer.outcome, "ignored", "{id}");
+        assert!(
+            replay
+                .answer
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("older than the deliveries hoist still remembers")),
+            "{:?}",
+            replay.answer
+        );
+    }
+    let v6: Option<String> = sqlx::query_scalar("SELECT commit_sha FROM git_tags WHERE tag = 'v6'")
+        .fetch_one(f.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(v6.as_deref(), Some(COMMIT));
+    // A push GitHub took now still applies.
+    let moved = f
+        .deliver_push("d-6", "v6", &pushed("v6", Some(OTHER), now))
+        .await;
+    assert_eq!(moved.answer.outcome, "accepted", "{:?}", moved.answer);
+}

@@ -22,6 +22,7 @@ mod ledger_tests;
 mod publications;
 mod recovery;
 mod releases;
+mod retention;
 
 pub use backup::{BackupError, BackupReport, backup};
 pub use builds::{BuildOutcome, BuildRow};
@@ -31,6 +32,7 @@ pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagM
 pub use publications::{LiveVersion, Moved, PublicationRow, StepRow};
 pub use recovery::RetryOutcome;
 pub use releases::ReleaseRow;
+pub use retention::Purged;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

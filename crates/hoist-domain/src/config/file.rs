@@ -14,8 +14,24 @@ pub struct ConfigFile {
     pub ci_token: Vec<CiTokenEntry>,
     pub api_token: Vec<ApiTokenEntry>,
     pub publish: PublishSection,
+    pub retention: RetentionSection,
     pub registry: Vec<RegistryEntry>,
     pub repository: Vec<RepositoryEntry>,
+}
+
+/// How long records of what happened are kept. The ledger is kept forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Webhook deliveries, the steps of finished publications and deleted-tag rows older
+    /// than this many days are purged. Default `90`.
+    pub days: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection { days: 90 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

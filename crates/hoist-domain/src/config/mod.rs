@@ -17,7 +17,7 @@ mod tests;
 pub use entries::default_token_hosts;
 pub use file::{
     ApiTokenEntry, CiTokenEntry, ConfigFile, DatabaseSection, GithubSection, PublishSection,
-    RegistryEntry, RepositoryEntry, ServerSection,
+    RegistryEntry, RepositoryEntry, RetentionSection, ServerSection,
 };
 pub use resolved::{
     ApiToken, CiToken, Config, Credentials, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi,

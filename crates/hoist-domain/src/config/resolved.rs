@@ -18,6 +18,8 @@ pub struct Config {
     pub ci_tokens: Vec<CiToken>,
     pub api_tokens: Vec<ApiToken>,
     pub publish: Publish,
+    /// Records older than this are purged (see `[retention] days`).
+    pub retention: Duration,
     pub registries: Vec<Registry>,
     pub repositories: Vec<Repository>,
 }

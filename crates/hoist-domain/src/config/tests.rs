@@ -98,8 +98,29 @@ fn empty_file_gives_the_documented_defaults() {
     assert_eq!(config.database.read_connections, 4);
     assert_eq!(config.publish.workers, 2);
     assert_eq!(config.publish.wait_timeout.as_secs(), 6 * 3600);
+    assert_eq!(config.server.webhook_bodies, 16);
+    assert_eq!(config.retention.as_secs(), 90 * 86_400);
     assert!(config.github.webhook_secrets.is_empty());
     assert!(config.repositories.is_empty());
+}
+
+#[test]
+fn retention_and_ingress_bounds_are_checked() {
+    assert_problem(
+        "[retention]\ndays = 0\n",
+        &env(&[]),
+        "retention.days: 0 is out of range: 1 to 36500",
+    );
+    assert_problem(
+        "[server]\nwebhook_bodies = 0\n",
+        &env(&[]),
+        "server.webhook_bodies: 0 is out of range: 1 to 1024",
+    );
+    let kept = ConfigFile::parse("[retention]\ndays = 30\n", "t")
+        .unwrap()
+        .validate(&env(&[]))
+        .unwrap();
+    assert_eq!(kept.retention.as_secs(), 30 * 86_400);
 }
 
 #[test]

@@ -207,6 +207,12 @@ impl ConfigFile {
         );
         let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
         let shutdown_timeout = c.duration("server.shutdown_timeout", &self.server.shutdown_timeout);
+        if !(1..=36500).contains(&self.retention.days) {
+            c.push(
+                "retention.days",
+                format!("{} is out of range: 1 to 36500", self.retention.days),
+            );
+        }
         if !(1..=1024).contains(&self.server.webhook_bodies) {
             c.push(
                 "server.webhook_bodies",
@@ -319,6 +325,7 @@ impl ConfigFile {
                 workers: self.publish.workers,
                 wait_timeout: wait_timeout.expect(complete),
             },
+            retention: Duration::from_secs(u64::from(self.retention.days) * 24 * 3600),
             registries: registries.into_iter().map(|r| r.expect(complete)).collect(),
             repositories: repositories
                 .into_iter()

@@ -69,6 +69,8 @@ pub struct PushEvent {
     pub head_commit: Option<CommitSha>,
     /// The commits the push brought, oldest first, as GitHub lists them (at most 2048).
     pub commits: Vec<CommitSha>,
+    /// When GitHub took the push (`repository.pushed_at`, unix seconds).
+    pub pushed_at: Option<i64>,
 }
 
 impl PushEvent {
@@ -91,6 +93,9 @@ impl PushEvent {
 #[derive(Deserialize)]
 struct RepositoryField {
     full_name: String,
+    /// Unix seconds in push payloads (an RFC 3339 string in others).
+    #[serde(default)]
+    pushed_at: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +222,11 @@ impl WebhookEvent {
                     deleted: p.deleted,
                     head_commit,
                     commits,
+                    pushed_at: p
+                        .repository
+                        .pushed_at
+                        .as_ref()
+                        .and_then(serde_json::Value::as_i64),
                 })
             }
             other => {
