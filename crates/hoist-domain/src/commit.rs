@@ -12,6 +12,9 @@ pub struct CommitSha(String);
 pub struct CommitShaError(pub String);
 
 impl CommitSha {
+    /// The strings [`CommitSha::from_str`] accepts, as an ECMA regular expression.
+    pub const PATTERN: &'static str = "^[0-9a-fA-F]{40}$";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

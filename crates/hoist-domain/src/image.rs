@@ -17,6 +17,10 @@ pub enum DigestError {
 }
 
 impl Digest {
+    /// Exactly the strings [`Digest::from_str`] accepts, as an ECMA regular expression (for
+    /// the OpenAPI document).
+    pub const PATTERN: &'static str = "^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -94,7 +98,51 @@ pub enum ImageRefError {
     BadDigest { input: String, source: DigestError },
 }
 
+// The pieces of `ImageRef::NAME_PATTERN`. Repetitions are bounded so that generators of
+// test input (schemathesis, proptest) make names of realistic length.
+
+/// A host label: letters, digits and inner `-`.
+macro_rules! label {
+    () => {
+        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?"
+    };
+}
+/// A port, 0 to 65535.
+macro_rules! port {
+    () => {
+        "(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+    };
+}
+/// A path component: `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+macro_rules! component {
+    () => {
+        "[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}"
+    };
+}
+
 impl ImageRef {
+    /// Image names without tag or digest (`host[:port]/path`), as an ECMA regular
+    /// expression: every name it admits within [`ImageRef::NAME_MAX`] characters is one
+    /// [`ImageRef::from_str`] accepts (which takes longer components and deeper paths too).
+    pub const NAME_PATTERN: &'static str = concat!(
+        "^(?:",
+        label!(),
+        "(?:\\.",
+        label!(),
+        "){0,3}:",
+        port!(),
+        "|",
+        label!(),
+        "(?:\\.",
+        label!(),
+        "){1,3}|localhost)/",
+        component!(),
+        "(?:/",
+        component!(),
+        "){0,4}$"
+    );
+    pub const NAME_MAX: usize = 255;
+
     /// The registry host, with its port when one was given (`localhost:5000`).
     pub fn registry(&self) -> &str {
         &self.registry

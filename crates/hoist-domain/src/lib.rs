@@ -16,6 +16,8 @@ pub mod image;
 pub mod job;
 pub mod metrics;
 pub mod platform;
+#[cfg(test)]
+mod proptests;
 pub mod repo;
 mod source;
 pub mod state;

@@ -34,6 +34,11 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl RepoName {
+    /// `owner/name` as an ECMA regular expression: every string it admits parses (the
+    /// parser also takes a name starting with `.`, other than `.` and `..`).
+    pub const PATTERN: &'static str =
+        "^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

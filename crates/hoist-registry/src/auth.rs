@@ -289,6 +289,26 @@ mod tests {
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Whatever a registry sends in `WWW-Authenticate`, parsing ends without a panic,
+        /// and a Bearer challenge it accepts keeps the realm it was given.
+        #[test]
+        fn challenges_never_panic(
+            header in r#"(Bearer|Basic|bearer|Negotiate|)[ ,]{0,2}[a-z =",\\/:.é]{0,60}"#,
+            realm in "[a-zA-Z0-9:/._-]{1,30}",
+            junk in r"\PC{0,40}",
+        ) {
+            let _ = parse_challenge(&header);
+            let _ = parse_challenge(&junk);
+            let built = format!(r#"Bearer realm="{realm}",{junk}"#);
+            if let Some(Challenge::Bearer { realm: parsed, .. }) = parse_challenge(&built) {
+                proptest::prop_assert!(parsed == realm || junk.contains("realm"), "{built}");
+            }
+        }
+    }
+
     #[test]
     fn debug_never_shows_a_password() {
         let credentials = Credentials::from_user_pass("bot:hunter2:with-colon").unwrap();

@@ -23,6 +23,9 @@ pub enum TagNameError {
 }
 
 impl TagName {
+    /// Exactly the strings [`TagName::from_str`] accepts, as an ECMA regular expression.
+    pub const PATTERN: &'static str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
