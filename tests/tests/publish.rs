@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 const SECRET: &str = "publish-webhook-secret";
 const CI_TOKEN: &str = "publish-ci-token-0123456789";
 const API_TOKEN: &str = "publish-api-token-0123456789";
+const READ_TOKEN: &str = "publish-read-token-0123456789";
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const OLDER_COMMIT: &str = "1111111111111111111111111111111111111111";
 
@@ -99,6 +100,10 @@ repositories = ["Codertocat/*"]
 name = "ops"
 token_env = "API_TOKEN"
 role = "admin"
+[[api_token]]
+name = "reader"
+token_env = "READ_TOKEN"
+role = "read"
 [[registry]]
 host = "{staging}"
 anonymous = true
@@ -127,6 +132,7 @@ sources = ["{staging}/ci/app", "{proxy}/ci/app"]
         ("SECRET", SECRET),
         ("CI_TOKEN", CI_TOKEN),
         ("API_TOKEN", API_TOKEN),
+        ("READ_TOKEN", READ_TOKEN),
     ];
     env.extend_from_slice(extra_env);
     let hoist = Hoist::start(Some(&config), &env, &listen);
@@ -785,4 +791,86 @@ fn builds_last_and_hoist_killed_mid_upload_completes_after_a_restart() {
     ]);
     w.wait_for("the tags after the restart", |w| w.tags().len() == 5);
     w.assert_published_once();
+}
+
+/// A tool the test runs that no Debian package provides, or a panic saying how to get it.
+fn tool_on_path(command: &str, how: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("`{command}` is not on PATH: {how}"))
+}
+
+/// The outside checkers against a live hoist that holds a publication: schemathesis fuzzes
+/// every operation of /openapi.json with `--checks all` under a read and an admin token,
+/// and promtool checks a scrape of /metrics.
+#[test]
+fn the_api_passes_schemathesis_and_its_metrics_pass_promtool() {
+    let schemathesis = tool_on_path(
+        "schemathesis",
+        "run scripts/test, which installs schemathesis 4.32.5 from PyPI into target/test-tools",
+    );
+    let promtool = hoist_tests::require_tool("promtool", "prometheus");
+    let w = world();
+    w.report(COMMIT, "v1.2.3", "linux/amd64", &w.amd64);
+    w.report(COMMIT, "v1.2.3", "linux/arm64", &w.arm64);
+    w.release("rel-1", 1, "v1.2.3");
+    w.wait_for("the tags", |w| w.tags().len() == 5);
+
+    for token in [READ_TOKEN, API_TOKEN] {
+        let dir = tempfile::tempdir().expect("a working folder");
+        let output = std::process::Command::new(&schemathesis)
+            .current_dir(dir.path())
+            .args([
+                "run",
+                &w.hoist.url("/openapi.json"),
+                "--checks",
+                "all",
+                "--header",
+                &format!("Authorization: Bearer {token}"),
+                "--max-examples",
+                "40",
+                "--generation-deterministic",
+                "--no-color",
+            ])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .expect("run schemathesis");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "schemathesis found failures:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(report.contains("Tested: 15"), "{report}");
+    }
+    // The fuzzing changed nothing that was published.
+    assert_eq!(w.tags().len(), 5);
+
+    let scrape = http().get(w.hoist.url("/metrics")).send().expect("scrape");
+    assert_eq!(
+        scrape.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = scrape.text().expect("metrics text");
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    std::io::Write::write_all(
+        &mut check.stdin.take().expect("promtool's stdin"),
+        text.as_bytes(),
+    )
+    .expect("feed promtool");
+    let checked = check.wait_with_output().expect("promtool's verdict");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }

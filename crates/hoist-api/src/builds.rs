@@ -1,21 +1,83 @@
 //! `POST /v1/builds` (CI reports a pushed image) and the read side, `GET /v1/builds` and
 //! `GET /v1/releases`.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hoist_domain::RepoName;
 use hoist_domain::build::{self, BuildReportError};
 use hoist_domain::ci::{CiIdentity, Provenance};
 use hoist_store::{BuildOutcome, BuildRow, ReleaseRow};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{CiCaller, Operator};
-use crate::listing::{Listing, Page};
+use crate::error::ErrorBody;
+use crate::listing::{ApiQuery, Listing, Page};
 use crate::{ApiError, AppState};
+
+/// A build report, as `POST /v1/builds` takes it. The handler reads the body as JSON and
+/// `hoist_domain::build::validate` judges each field, with its own messages; this is the
+/// shape it accepts.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, reason = "the schema of a body read by hoist_domain::build")]
+pub(crate) struct BuildRequest {
+    /// GitHub `owner/name`.
+    repository: String,
+    /// The 40-hex commit built.
+    commit: String,
+    /// `refs/tags/...` or `refs/heads/...`; with an OIDC token, the token's when left out.
+    #[schema(rename = "ref")]
+    git_ref: Option<String>,
+    /// `os/arch[/variant]`; left out when `image` is an index.
+    platform: Option<String>,
+    /// `registry/path@sha256:...`, in one of the repository's `sources`.
+    image: String,
+}
+
+/// The answer to a build report.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BuildAnswer {
+    /// `recorded`, `unchanged` (the same digest again) or `replaced` (a new digest).
+    status: &'static str,
+    build: BuildRow,
+    /// The digest a `replaced` build had before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_digest: Option<String>,
+}
+
+/// `GET /v1/builds` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct BuildsQuery {
+    /// GitHub owner/name of a configured repository.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")]
+    repository: String,
+    /// Only the builds of this commit (40 hex).
+    #[param(pattern = r"^[0-9a-fA-F]{40}$")]
+    commit: Option<String>,
+    /// Items per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The cursor the previous page returned in `next`.
+    #[param(pattern = r"^[0-9]{1,18}$")]
+    next: Option<String>,
+}
+
+/// `GET /v1/releases` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReleasesQuery {
+    /// GitHub owner/name of a configured repository.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")]
+    repository: String,
+    /// Items per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The cursor the previous page returned in `next`.
+    #[param(pattern = r"^[0-9]{1,18}$")]
+    next: Option<String>,
+}
 
 impl From<BuildReportError> for ApiError {
     fn from(e: BuildReportError) -> Self {
@@ -37,12 +99,32 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// CI reports an image it pushed, by digest, for one platform (or an index).
+#[utoipa::path(
+    post,
+    path = "/v1/builds",
+    request_body(content = BuildRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Recorded, unchanged or replaced", body = BuildAnswer),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token may not report this (repository, run, source)", body = ErrorBody),
+        (status = 404, description = "The repository is not configured", body = ErrorBody),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 409, description = "The commit is already published with another digest", body = ErrorBody),
+        (status = 413, description = "Body over 25 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 503, description = "Database busy, or the OIDC issuer's keys unavailable", body = ErrorBody),
+    ),
+    security(("ciToken" = [])),
+)]
 pub(crate) async fn handle_build_report(
     State(state): State<AppState>,
     caller: CiCaller,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BuildAnswer>), ApiError> {
     require_json(&headers)?;
     let value = build::parse_json(&body)?;
     let repository = build::reported_repository(&value).map_err(ApiError::from)?;
@@ -127,20 +209,17 @@ pub(crate) async fn handle_build_report(
         status,
         "build reported"
     );
-    let mut body = json!({ "status": status, "build": build });
-    if let Some(previous) = previous {
-        body["previous_digest"] = json!(previous);
-    }
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BuildAnswer {
+            status,
+            build,
+            previous_digest: previous.map(|d| d.to_string()),
+        }),
+    ))
 }
 
-fn configured_repository(
-    state: &AppState,
-    params: &HashMap<String, String>,
-) -> Result<RepoName, ApiError> {
-    let text = params.get("repository").ok_or_else(|| {
-        ApiError::BadRequest("the repository query parameter is required".to_owned())
-    })?;
+fn configured_repository(state: &AppState, text: &str) -> Result<RepoName, ApiError> {
     let name: RepoName = text.parse().map_err(|e: hoist_domain::RepoNameError| {
         ApiError::BadRequest(format!("repository: {e}"))
     })?;
@@ -151,28 +230,36 @@ fn configured_repository(
         .ok_or_else(|| ApiError::NotFound(format!("repository {name} is not configured")))
 }
 
-pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
-    Page::parse(
-        params.get("limit").map(String::as_str),
-        params.get("next").map(String::as_str),
-    )
-}
-
+/// Builds recorded for a repository, optionally one commit.
+#[utoipa::path(
+    get,
+    path = "/v1/builds",
+    params(BuildsQuery),
+    responses(
+        (status = 200, description = "A page of builds", body = Listing<BuildRow>),
+        (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "The repository is not configured", body = ErrorBody),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 503, description = "Database busy", body = ErrorBody),
+    ),
+    security(("apiToken" = [])),
+)]
 pub(crate) async fn list_builds(
     State(state): State<AppState>,
     operator: Operator,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<BuildsQuery>,
 ) -> Result<Json<Listing<BuildRow>>, ApiError> {
-    let repository = configured_repository(&state, &params)?;
+    let repository = configured_repository(&state, &params.repository)?;
     tracing::debug!(operator = %operator.name, role = ?operator.role, %repository, "listing builds");
-    let commit = match params.get("commit") {
+    let commit = match &params.commit {
         Some(text) => Some(
             text.parse::<hoist_domain::CommitSha>()
                 .map_err(|e| ApiError::BadRequest(format!("commit: {e}")))?,
         ),
         None => None,
     };
-    let page = page(&params)?;
+    let page = Page::parse(params.limit, params.next.as_deref())?;
     let rows = state
         .store()
         .list_builds(
@@ -185,14 +272,29 @@ pub(crate) async fn list_builds(
     Ok(Json(Listing::new(rows, &page, |b| b.id.to_string())))
 }
 
+/// Releases recorded for a repository, with their resolved commit and its source.
+#[utoipa::path(
+    get,
+    path = "/v1/releases",
+    params(ReleasesQuery),
+    responses(
+        (status = 200, description = "A page of releases", body = Listing<ReleaseRow>),
+        (status = 400, description = "A parameter is malformed", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "The repository is not configured", body = ErrorBody),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 503, description = "Database busy", body = ErrorBody),
+    ),
+    security(("apiToken" = [])),
+)]
 pub(crate) async fn list_releases(
     State(state): State<AppState>,
     operator: Operator,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<ReleasesQuery>,
 ) -> Result<Json<Listing<ReleaseRow>>, ApiError> {
-    let repository = configured_repository(&state, &params)?;
+    let repository = configured_repository(&state, &params.repository)?;
     tracing::debug!(operator = %operator.name, role = ?operator.role, %repository, "listing releases");
-    let page = page(&params)?;
+    let page = Page::parse(params.limit, params.next.as_deref())?;
     let rows = state
         .store()
         .list_releases(repository.as_str(), page.after_id()?, page.limit)

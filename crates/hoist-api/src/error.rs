@@ -4,7 +4,6 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hoist_store::StoreError;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -70,8 +69,24 @@ impl ApiError {
 }
 
 /// The envelope every error response carries.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, for programs: `bad_request`, `unauthorized`, `not_found`, `busy`, ...
+    code: &'a str,
+    /// For people; a 5xx never carries internals.
+    message: &'a str,
+}
+
 pub(crate) fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "error": { "code": code, "message": message } });
+    let body = ErrorBody {
+        error: ErrorDetail { code, message },
+    };
     (status, Json(body)).into_response()
 }
 

@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
 /// A database that cannot take a write within this is as good as down for a probe.
@@ -22,17 +23,54 @@ pub(crate) struct Checked {
     outcome: Result<String, &'static str>,
 }
 
-pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    let build = state.build();
-    Json(json!({
-        "status": "ok",
-        "version": build.version,
-        "git_sha": build.git_sha,
-        "built_at": build.built_at,
-    }))
+/// The process is up, and which build it runs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    version: String,
+    git_sha: String,
+    built_at: String,
 }
 
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The database took a write.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Ready {
+    status: &'static str,
+    database: &'static str,
+    /// When the database last took the probe's write.
+    checked_at: String,
+}
+
+/// The process is up; version, git commit and build time.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses(
+        (status = 200, description = "Up", body = Health),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let build = state.build();
+    Json(Health {
+        status: "ok",
+        version: build.version.clone(),
+        git_sha: build.git_sha.clone(),
+        built_at: build.built_at.clone(),
+    })
+}
+
+/// The database accepts writes and the process is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 503, description = "Not writable, or shutting down", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::NotReady("shutting down"));
     }
@@ -55,11 +93,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
     };
     drop(last);
     match checked.outcome {
-        Ok(checked_at) => Ok(Json(json!({
-            "status": "ready",
-            "database": "writable",
-            "checked_at": checked_at,
-        }))),
+        Ok(checked_at) => Ok(Json(Ready {
+            status: "ready",
+            database: "writable",
+            checked_at,
+        })),
         Err(why) => Err(ApiError::NotReady(why)),
     }
 }

@@ -19,6 +19,17 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Prometheus metrics: publications by state, jobs, queue depth, tags per image, transfers,
+/// retries, job outcomes, step durations.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 408, description = "The request took too long", body = crate::error::ErrorBody),
+        (status = 503, description = "Database busy", body = crate::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let store = state.store();
     let publications = store.publication_counts().await?;

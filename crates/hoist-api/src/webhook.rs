@@ -12,6 +12,7 @@ use hoist_domain::github::{WebhookEvent, find_signer};
 use hoist_store::{Delivery, WebhookEffect};
 use serde_json::json;
 
+use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 
 /// A delivery whose signature matched, with its parsed event.
@@ -142,6 +143,28 @@ fn repository_of(event: &WebhookEvent) -> Option<&str> {
     }
 }
 
+/// A GitHub webhook delivery (release, push, ping): verified, deduplicated on
+/// `X-GitHub-Delivery`, recorded.
+#[utoipa::path(
+    post,
+    path = "/webhooks/github",
+    params(
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC of the body with the webhook secret>"),
+        ("X-GitHub-Event" = String, Header, description = "release, push, ping, ..."),
+        ("X-GitHub-Delivery" = String, Header, description = "The delivery's id, at most 200 characters"),
+    ),
+    request_body(content = Object, description = "GitHub's payload", content_type = "application/json"),
+    responses(
+        (status = 200, description = "A ping: pong", body = hoist_store::WebhookAnswer),
+        (status = 202, description = "Recorded, a duplicate, or ignored", body = hoist_store::WebhookAnswer),
+        (status = 400, description = "A header or the payload is malformed", body = ErrorBody),
+        (status = 401, description = "The signature does not match a secret for the repository", body = ErrorBody),
+        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 413, description = "Body over 25 MiB", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+        (status = 503, description = "Too many bodies being read (Retry-After), or the database is busy", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn handle_github_webhook(
     State(state): State<AppState>,
     delivery: GitHubDelivery,

@@ -14,20 +14,26 @@ use crate::publications::{apply_event, confirm_branch, ensure_publication, publi
 use crate::releases::{note_claim_conflicts, resolve_waiting_releases};
 use crate::{Store, StoreError, Target, parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Build)]
 pub struct BuildRow {
     pub id: i64,
+    #[schema(value_type = String)]
     pub repository: RepoName,
+    #[schema(value_type = String)]
     pub commit: CommitSha,
     #[serde(rename = "ref")]
     pub git_ref: Option<String>,
     pub platform: Option<String>,
     pub image: String,
+    #[schema(value_type = String)]
     pub digest: Digest,
     pub reported_by: String,
     /// `oidc` when GitHub signed the ref (an OIDC token), `claim` under a static CI token.
+    #[schema(schema_with = crate::schema::ref_source)]
     pub ref_source: String,
     /// The GitHub Actions run that reported it, under an OIDC token.
+    #[schema(schema_with = crate::schema::ci_identity_or_null)]
     pub ci_identity: Option<CiIdentity>,
     pub created_at: String,
     pub updated_at: String,

@@ -72,7 +72,7 @@ pub enum WebhookEffect<'a> {
 }
 
 /// The answer to a delivery, stored with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookAnswer {
     pub delivery: String,
     pub outcome: String,
@@ -82,7 +82,7 @@ pub struct WebhookAnswer {
     pub release: Option<ReleaseSummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseSummary {
     pub id: i64,
     pub tag: String,

@@ -46,13 +46,15 @@ pub enum MoveOutcome {
     Refused { current: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = TagEvent)]
 pub struct TagEventRow {
     pub id: i64,
     pub image: String,
     pub tag: String,
     pub digest: String,
     pub previous_digest: Option<String>,
+    #[schema(schema_with = crate::schema::tag_event_kind)]
     pub kind: String,
     pub reason: String,
     pub publication_id: Option<i64>,
@@ -73,7 +75,8 @@ pub struct TagHolder {
     pub branch_publication_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Tag)]
 pub struct TagRow {
     pub tag: String,
     pub digest: String,

@@ -23,6 +23,7 @@ mod publications;
 mod recovery;
 mod releases;
 mod retention;
+pub mod schema;
 
 pub use backup::{BackupError, BackupReport, backup};
 pub use builds::{BuildOutcome, BuildRow};

@@ -10,18 +10,24 @@ use sqlx::SqliteConnection;
 
 use crate::{Store, StoreError, parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Publication)]
 pub struct PublicationRow {
     pub id: i64,
     pub image: String,
+    #[schema(value_type = String)]
     pub repository: RepoName,
+    #[schema(value_type = String)]
     pub commit: CommitSha,
     pub release_id: Option<i64>,
+    #[schema(schema_with = crate::schema::publication_state)]
     pub state: PublicationState,
     /// The step to run next, or the one that failed.
+    #[schema(schema_with = crate::schema::step_or_null)]
     pub step: Option<Step>,
     /// Why it waits, stalled or failed.
     pub error: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub index_digest: Option<Digest>,
     /// The release tag its tags were last decided for.
     pub version_tag: Option<String>,
@@ -82,7 +88,8 @@ impl TryFrom<RawPublication> for PublicationRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = PublicationStep)]
 pub struct StepRow {
     pub step: String,
     pub started_at: String,

@@ -13,17 +13,21 @@ use crate::jobs::enqueue;
 use crate::publications::{apply_event, ensure_publication, publication_state};
 use crate::{ReleaseSummary, Store, StoreError, Target, parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Release)]
 pub struct ReleaseRow {
     pub id: i64,
+    #[schema(value_type = String)]
     pub repository: RepoName,
     pub github_id: i64,
     pub tag: String,
     pub target_commitish: String,
     /// GitHub's prerelease flag: a flagged release competes for no floating tag.
     pub prerelease: bool,
+    #[schema(schema_with = crate::schema::release_state)]
     pub state: ReleaseState,
     pub last_action: String,
+    #[schema(value_type = Option<String>)]
     pub commit: Option<CommitSha>,
     /// Which signed fact resolved the commit: `target_commitish`, `push`, `oidc`,
     /// `github_api` (or `build`, a CI claim, on releases resolved before claims stopped
