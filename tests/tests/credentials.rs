@@ -37,6 +37,23 @@ fn copy(source: &Proxy, target: &Proxy) -> std::process::Output {
     ])
 }
 
+/// The source registry behind a proxy that redirects every blob to "storage": another
+/// proxy of the same registry, on another origin, with `query` after the path.
+fn blobs_in_storage(src: &Registry, query: &'static str) -> (Proxy, Proxy) {
+    let source = Proxy::start(src.port());
+    let storage = Proxy::start(src.port());
+    source.add(Rule {
+        method: "GET",
+        path_contains: "/blobs/sha256:",
+        times: 100,
+        fault: Fault::Redirect {
+            host: storage.host(),
+            query,
+        },
+    });
+    (source, storage)
+}
+
 /// Requests the proxy saw that carried credentials.
 fn with_credentials(proxy: &Proxy) -> Vec<String> {
     proxy
@@ -89,18 +106,8 @@ fn an_upload_location_on_another_origin_gets_the_bytes_but_no_credential() {
 fn a_blob_redirected_to_another_origin_is_fetched_without_credentials() {
     let (src, image) = source_with_image();
     let dst = Registry::start();
-    let source = Proxy::start(src.port());
+    let (source, storage) = blobs_in_storage(&src, "");
     source.require_credentials();
-    let storage = Proxy::start(src.port());
-    source.add(Rule {
-        method: "GET",
-        path_contains: "/blobs/sha256:",
-        times: 100,
-        fault: Fault::Redirect {
-            host: storage.host(),
-            query: "",
-        },
-    });
     let target = Proxy::start(dst.port());
 
     assert_copied(&copy(&source, &target));
@@ -125,18 +132,8 @@ fn a_blob_redirected_to_another_origin_is_fetched_without_credentials() {
 fn a_challenge_from_a_redirect_target_is_ignored_and_named() {
     let (src, _image) = source_with_image();
     let dst = Registry::start();
-    let source = Proxy::start(src.port());
+    let (source, storage) = blobs_in_storage(&src, "");
     source.require_credentials();
-    let storage = Proxy::start(src.port());
-    source.add(Rule {
-        method: "GET",
-        path_contains: "/blobs/sha256:",
-        times: 100,
-        fault: Fault::Redirect {
-            host: storage.host(),
-            query: "",
-        },
-    });
     // Storage asks for a token from a realm of its own choosing.
     storage.add(Rule {
         method: "GET",
@@ -225,17 +222,10 @@ fn a_presigned_query_string_never_shows_in_errors_or_logs() {
     ] {
         let (src, _image) = source_with_image();
         let dst = Registry::start();
-        let source = Proxy::start(src.port());
-        let storage = Proxy::start(src.port());
-        source.add(Rule {
-            method: "GET",
-            path_contains: "/blobs/sha256:",
-            times: 100,
-            fault: Fault::Redirect {
-                host: storage.host(),
-                query: "?X-Amz-Credential=AKIA&X-Amz-Signature=0123456789abcdef",
-            },
-        });
+        let (source, storage) = blobs_in_storage(
+            &src,
+            "?X-Amz-Credential=AKIA&X-Amz-Signature=0123456789abcdef",
+        );
         storage.add(Rule {
             method: "GET",
             path_contains: "/blobs/",

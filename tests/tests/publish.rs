@@ -551,6 +551,7 @@ fn hoist_killed_mid_copy_completes_the_publication_after_a_restart() {
         ("SECRET", SECRET),
         ("CI_TOKEN", CI_TOKEN),
         ("API_TOKEN", API_TOKEN),
+        ("READ_TOKEN", READ_TOKEN),
     ]);
 
     w.wait_for("the tags after the restart", |w| w.tags().len() == 5);
@@ -788,6 +789,7 @@ fn builds_last_and_hoist_killed_mid_upload_completes_after_a_restart() {
         ("SECRET", SECRET),
         ("CI_TOKEN", CI_TOKEN),
         ("API_TOKEN", API_TOKEN),
+        ("READ_TOKEN", READ_TOKEN),
     ]);
     w.wait_for("the tags after the restart", |w| w.tags().len() == 5);
     w.assert_published_once();

@@ -12,7 +12,7 @@ use hoist_store::{BuildOutcome, BuildRow, ReleaseRow};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CiCaller, Operator};
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ReadErrors};
 use crate::listing::{ApiQuery, Listing, Page};
 use crate::{ApiError, AppState};
 
@@ -237,11 +237,7 @@ fn configured_repository(state: &AppState, text: &str) -> Result<RepoName, ApiEr
     params(BuildsQuery),
     responses(
         (status = 200, description = "A page of builds", body = Listing<BuildRow>),
-        (status = 400, description = "A parameter is malformed", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "The repository is not configured", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]
@@ -279,11 +275,7 @@ pub(crate) async fn list_builds(
     params(ReleasesQuery),
     responses(
         (status = 200, description = "A page of releases", body = Listing<ReleaseRow>),
-        (status = 400, description = "A parameter is malformed", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "The repository is not configured", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]

@@ -83,6 +83,22 @@ pub(crate) struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+/// What an operator's read may answer besides success, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "describes responses; ApiError builds them")]
+pub(crate) enum ReadErrors {
+    #[response(status = 400, description = "A parameter is malformed")]
+    BadRequest(ErrorBody<'static>),
+    #[response(status = 401, description = "No valid API token")]
+    Unauthorized(ErrorBody<'static>),
+    #[response(status = 404, description = "Not configured, or no such item")]
+    NotFound(ErrorBody<'static>),
+    #[response(status = 408, description = "The request took too long")]
+    Timeout(ErrorBody<'static>),
+    #[response(status = 503, description = "Database busy")]
+    Unavailable(ErrorBody<'static>),
+}
+
 pub(crate) fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
     let body = ErrorBody {
         error: ErrorDetail { code, message },

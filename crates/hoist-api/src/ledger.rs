@@ -12,7 +12,7 @@ use hoist_store::{JsonPage, TagEventRow, TagRow as Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ReadErrors};
 use crate::listing::{ApiQuery, Listing, Page};
 use crate::{ApiError, AppState};
 
@@ -34,7 +34,7 @@ pub(crate) struct ImageSummary {
 pub(crate) struct ImageQuery {
     /// A configured image, `registry/path` without tag or digest.
     #[param(
-        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){0,3}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){1,3}|localhost)/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}(?:/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}){0,4}$",
+        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,6}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,6}|localhost)/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}(?:/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}){0,5}$",
         max_length = 255
     )]
     image: String,
@@ -64,7 +64,7 @@ pub(crate) struct TagPath {
 pub(crate) struct TagsQuery {
     /// A configured image, `registry/path` without tag or digest.
     #[param(
-        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){0,3}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){1,3}|localhost)/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}(?:/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}){0,4}$",
+        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,6}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,6}|localhost)/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}(?:/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}){0,5}$",
         max_length = 255
     )]
     image: String,
@@ -82,7 +82,7 @@ pub(crate) struct TagsQuery {
 pub(crate) struct TagEventsQuery {
     /// A configured image, `registry/path` without tag or digest.
     #[param(
-        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){0,3}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?){1,3}|localhost)/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}(?:/[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}){0,4}$",
+        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,6}:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])|[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,6}|localhost)/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}(?:/[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}){0,5}$",
         max_length = 255
     )]
     image: String,
@@ -179,11 +179,7 @@ pub(crate) async fn list_images(
     params(TagsQuery),
     responses(
         (status = 200, description = "A page of tags, by name", body = Listing<Tag>),
-        (status = 400, description = "A parameter is malformed", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "The image is not configured", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]
@@ -210,11 +206,7 @@ pub(crate) async fn list_tags(
     params(TagEventsQuery),
     responses(
         (status = 200, description = "A page of tag moves, oldest first", body = Listing<TagEventRow>),
-        (status = 400, description = "A parameter is malformed", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "The image is not configured", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]
@@ -252,11 +244,7 @@ fn json_listing(rows: JsonPage, page: &Page) -> Response {
     params(DigestPath, ImageQuery),
     responses(
         (status = 200, description = "The tags at the digest", body = Listing<Tag>),
-        (status = 400, description = "A parameter is malformed", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "The image is not configured", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]

@@ -9,7 +9,7 @@ use hoist_store::{BuildRow, PublicationRow, RetryOutcome, StepRow, TagEventRow};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ReadErrors};
 use crate::listing::{ApiQuery, Listing, Page};
 use crate::{ApiError, AppState};
 
@@ -98,11 +98,7 @@ pub(crate) async fn list_publications(
     params(IdPath),
     responses(
         (status = 200, description = "The publication", body = PublicationDetail),
-        (status = 400, description = "The id is not a number", body = ErrorBody),
-        (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "No such publication", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
-        (status = 503, description = "Database busy", body = ErrorBody),
+        ReadErrors,
     ),
     security(("apiToken" = [])),
 )]

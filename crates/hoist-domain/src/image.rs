@@ -104,7 +104,7 @@ pub enum ImageRefError {
 /// A host label: letters, digits and inner `-`.
 macro_rules! label {
     () => {
-        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?"
+        "[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?"
     };
 }
 /// A port, 0 to 65535.
@@ -116,7 +116,7 @@ macro_rules! port {
 /// A path component: `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
 macro_rules! component {
     () => {
-        "[a-z0-9]{1,16}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,16}){0,2}"
+        "[a-z0-9]{1,24}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,24}){0,3}"
     };
 }
 
@@ -129,17 +129,17 @@ impl ImageRef {
         label!(),
         "(?:\\.",
         label!(),
-        "){0,3}:",
+        "){0,6}:",
         port!(),
         "|",
         label!(),
         "(?:\\.",
         label!(),
-        "){1,3}|localhost)/",
+        "){1,6}|localhost)/",
         component!(),
         "(?:/",
         component!(),
-        "){0,4}$"
+        "){0,5}$"
     );
     pub const NAME_MAX: usize = 255;
 

@@ -26,9 +26,14 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
 /// The most of a token answer or an error body hoist reads.
 pub const SMALL_BODY_LIMIT: usize = 64 << 10;
 
-/// A blob transfer's deadline: ten minutes, and one more second per 512 KiB.
+/// The longest any blob transfer may take, however large its descriptor says it is: a
+/// peer cannot hold a transfer slot for longer by declaring a huge blob and trickling it.
+pub const BLOB_DEADLINE_MAX: Duration = Duration::from_secs(2 * 3600);
+
+/// A blob transfer's deadline: ten minutes, and one more second per 512 KiB, at most
+/// [`BLOB_DEADLINE_MAX`].
 pub fn blob_deadline(size: u64) -> Duration {
-    Duration::from_secs(600 + size / (512 << 10))
+    Duration::from_secs(600 + size / (512 << 10)).min(BLOB_DEADLINE_MAX)
 }
 
 /// How to reach and use one registry host.
@@ -719,6 +724,9 @@ fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
 fn redact_query(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     url.to_string()
 }
 
@@ -882,6 +890,8 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(blob.timeout(), Some(&Duration::from_secs(600 + 2048)));
+        // A blob that says it is a terabyte gets no more than the cap.
+        assert_eq!(blob_deadline(1 << 40), BLOB_DEADLINE_MAX);
         let storage = client
             .sign(
                 &host,

@@ -3,6 +3,7 @@
 //! the blobs they need, each once. Then the blobs in parallel (bounded per registry), the
 //! manifests in order, the tag last. Whatever the target already has costs one HEAD.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,9 @@ struct Plan {
     manifests: Vec<Manifest>,
     blobs: Vec<BlobRef>,
     manifest_bytes: usize,
+    /// Every manifest digest met so far, fetched or about to be: none is fetched twice.
+    seen: HashSet<Digest>,
+    blobs_seen: HashSet<Digest>,
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -145,8 +149,14 @@ impl Client {
         depth: usize,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if plan.manifests.iter().any(|m| m.digest == manifest.digest) {
+            if !plan.seen.insert(manifest.digest.clone()) {
                 return Ok(());
+            }
+            if plan.seen.len() > MAX_PLANNED_MANIFESTS {
+                return Err(Error::Unsupported(format!(
+                    "the copy names more than {MAX_PLANNED_MANIFESTS} manifests; hoist copies \
+                     smaller trees"
+                )));
             }
             if self
                 .manifest_head(to, manifest.digest.as_str())
@@ -159,13 +169,15 @@ impl Client {
             match manifest.contents()? {
                 Contents::Image { blobs } => {
                     for blob in blobs {
-                        if !plan.blobs.contains(&blob) {
+                        if plan.blobs_seen.insert(blob.digest.clone()) {
                             plan.blobs.push(blob);
                         }
                     }
                 }
                 Contents::Index { children } => {
-                    let children = planned_children(&manifest, children, depth)?;
+                    let mut children = planned_children(&manifest, children, depth)?;
+                    // Met under another index already: fetched once only.
+                    children.retain(|c| !plan.seen.contains(&c.digest));
                     // A few at a time, in order: a hostile index cannot make hoist hold
                     // every child at once.
                     let mut fetched = futures_util::stream::iter(children)
@@ -199,6 +211,8 @@ const CHILD_FETCHES: usize = 8;
 pub const MAX_INDEX_CHILDREN: usize = 1024;
 /// Indexes nested in indexes, at most.
 const MAX_DEPTH: usize = 2;
+/// The most manifests one copy visits, across all its indexes.
+const MAX_PLANNED_MANIFESTS: usize = 4096;
 /// The most manifest bytes one copy holds before writing them.
 const MAX_PLANNED_MANIFEST_BYTES: usize = 64 << 20;
 
@@ -216,18 +230,19 @@ fn planned_children(
             depth + 1
         )));
     }
+    let mut digests = HashSet::new();
     let mut unique: Vec<crate::manifest::ChildRef> = Vec::new();
     for child in children {
-        if !unique.iter().any(|c| c.digest == child.digest) {
+        if digests.insert(child.digest.clone()) {
             unique.push(child);
+            if unique.len() > MAX_INDEX_CHILDREN {
+                return Err(Error::Unsupported(format!(
+                    "index {} lists more than {MAX_INDEX_CHILDREN} distinct manifests; hoist \
+                     copies at most {MAX_INDEX_CHILDREN}",
+                    index.digest
+                )));
+            }
         }
-    }
-    if unique.len() > MAX_INDEX_CHILDREN {
-        return Err(Error::Unsupported(format!(
-            "index {} lists {} distinct manifests; hoist copies at most {MAX_INDEX_CHILDREN}",
-            index.digest,
-            unique.len()
-        )));
     }
     if let Some(big) = unique
         .iter()
@@ -272,7 +287,10 @@ mod tests {
 
         let many: Vec<_> = (0..=MAX_INDEX_CHILDREN).map(|i| child(i, 500)).collect();
         let error = planned_children(&index(), many, 0).unwrap_err().to_string();
-        assert!(error.contains("lists 1025 distinct manifests"), "{error}");
+        assert!(
+            error.contains("lists more than 1024 distinct manifests"),
+            "{error}"
+        );
 
         let big = vec![child(1, MAX_MANIFEST_BYTES as u64 + 1)];
         let error = planned_children(&index(), big, 0).unwrap_err().to_string();

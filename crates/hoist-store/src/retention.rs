@@ -2,7 +2,7 @@
 //!
 //! Purged once older than the retention: webhook deliveries (their answers and bodies'
 //! digests), the steps of finished publications (`succeeded`, `failed`, `withdrawn`) and
-//! the rows of deleted tags. Kept forever: the ledger (`tag_events`, `tags`), releases,
+//! the rows of deleted tags (those no sooner than 30 days). Kept forever: the ledger (`tag_events`, `tags`), releases,
 //! builds and publications themselves.
 //!
 //! A purged delivery can no longer be recognized when its body is replayed, so before any
@@ -12,10 +12,15 @@
 
 use std::time::Duration;
 
+use sqlx::sqlite::SqliteQueryResult;
+
 use crate::{Store, StoreError};
 
 /// Rows deleted per statement, so the single writer is never held for long.
 const BATCH: i64 = 5000;
+
+/// Deleted-tag rows are kept at least this long, whatever the retention.
+const TOMBSTONES_AT_LEAST: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,75 +39,101 @@ impl Purged {
 impl Store {
     /// Deletes what is older than `retention`, in batches.
     pub async fn purge_expired(&self, retention: Duration) -> Result<Purged, StoreError> {
-        let seconds = retention.as_secs_f64();
+        // One cutoff for every statement: the horizon is then exactly the newest delivery
+        // the deletes remove.
+        let cutoff = self.cutoff(retention).await?;
+        // Deleted tags stay at least as long as a workflow run can be re-run (30 days):
+        // their rows keep an old run's OIDC report from naming the commit again.
+        let tags_cutoff = self.cutoff(retention.max(TOMBSTONES_AT_LEAST)).await?;
         // The horizon first: should the deletes below not all happen, it only makes hoist
         // more careful, never less.
         sqlx::query!(
             "INSERT INTO purge_horizon (id, deliveries_before)
              SELECT 1, CAST(strftime('%s', MAX(received_at)) AS INTEGER) FROM deliveries
-             WHERE received_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' seconds')
+             WHERE received_at < ?1
              HAVING MAX(received_at) IS NOT NULL
              ON CONFLICT (id) DO UPDATE SET
                  deliveries_before = MAX(deliveries_before, excluded.deliveries_before)",
-            seconds
+            cutoff
         )
         .execute(&self.writer)
         .await?;
-        let mut purged = Purged::default();
-        loop {
-            let done = sqlx::query!(
+        let deliveries = in_batches(|| async {
+            sqlx::query!(
                 "DELETE FROM deliveries WHERE id IN (
                      SELECT id FROM deliveries
-                     WHERE received_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' seconds')
+                     WHERE received_at < ?1
                      ORDER BY received_at LIMIT ?2)",
-                seconds,
+                cutoff,
                 BATCH
             )
             .execute(&self.writer)
-            .await?
-            .rows_affected();
-            purged.deliveries += done;
-            if done < BATCH as u64 {
-                break;
-            }
-        }
-        loop {
-            let done = sqlx::query!(
+            .await
+        })
+        .await?;
+        let steps = in_batches(|| async {
+            sqlx::query!(
                 "DELETE FROM publication_steps WHERE rowid IN (
                      SELECT s.rowid FROM publication_steps s
                      JOIN publications p ON p.id = s.publication_id
                      WHERE p.state IN ('succeeded', 'failed', 'withdrawn')
-                       AND p.updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' seconds')
+                       AND p.updated_at < ?1
                      LIMIT ?2)",
-                seconds,
+                cutoff,
                 BATCH
             )
             .execute(&self.writer)
-            .await?
-            .rows_affected();
-            purged.steps += done;
-            if done < BATCH as u64 {
-                break;
-            }
-        }
-        loop {
-            let done = sqlx::query!(
+            .await
+        })
+        .await?;
+        let deleted_tags = in_batches(|| async {
+            sqlx::query!(
                 "DELETE FROM git_tags WHERE rowid IN (
                      SELECT rowid FROM git_tags
                      WHERE commit_sha IS NULL
-                       AND updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' seconds')
+                       AND updated_at < ?1
                      LIMIT ?2)",
-                seconds,
+                tags_cutoff,
                 BATCH
             )
             .execute(&self.writer)
-            .await?
-            .rows_affected();
-            purged.deleted_tags += done;
-            if done < BATCH as u64 {
-                break;
-            }
-        }
+            .await
+        })
+        .await?;
+        let purged = Purged {
+            deliveries,
+            steps,
+            deleted_tags,
+        };
         Ok(purged)
+    }
+}
+
+impl Store {
+    /// `now - age` as the database writes timestamps.
+    async fn cutoff(&self, age: Duration) -> Result<String, StoreError> {
+        let seconds = age.as_secs_f64();
+        Ok(sqlx::query_scalar!(
+            r#"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' seconds') AS "cutoff!: String""#,
+            seconds
+        )
+        .fetch_one(&self.writer)
+        .await?)
+    }
+}
+
+/// Runs one batch delete until a batch comes back short; the rows deleted in all.
+async fn in_batches<F, Fut>(mut batch: F) -> Result<u64, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<SqliteQueryResult, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let done = batch().await?.rows_affected();
+        total += done;
+        if done < BATCH as u64 {
+            return Ok(total);
+        }
     }
 }

@@ -107,9 +107,14 @@ fn empty_file_gives_the_documented_defaults() {
 #[test]
 fn retention_and_ingress_bounds_are_checked() {
     assert_problem(
+        "[retention]\ndays = 6\n",
+        &env(&[]),
+        "retention.days: 6 is out of range: 7 to 36500",
+    );
+    assert_problem(
         "[retention]\ndays = 0\n",
         &env(&[]),
-        "retention.days: 0 is out of range: 1 to 36500",
+        "retention.days: 0 is out of range: 7 to 36500",
     );
     assert_problem(
         "[server]\nwebhook_bodies = 0\n",

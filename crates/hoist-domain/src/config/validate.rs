@@ -207,10 +207,12 @@ impl ConfigFile {
         );
         let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
         let shutdown_timeout = c.duration("server.shutdown_timeout", &self.server.shutdown_timeout);
-        if !(1..=36500).contains(&self.retention.days) {
+        // Under a week, a push GitHub redelivers after an outage (it offers three days
+        // back) could fall behind the purge horizon and be ignored.
+        if !(7..=36500).contains(&self.retention.days) {
             c.push(
                 "retention.days",
-                format!("{} is out of range: 1 to 36500", self.retention.days),
+                format!("{} is out of range: 7 to 36500", self.retention.days),
             );
         }
         if !(1..=1024).contains(&self.server.webhook_bodies) {
