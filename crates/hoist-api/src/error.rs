@@ -33,6 +33,9 @@ pub enum ApiError {
     /// Too many unauthenticated bodies are being read; try again after `Retry-After`.
     #[error("too many webhook deliveries at once")]
     Busy,
+    /// A webhook body that did not arrive within `[server] webhook_body_timeout`.
+    #[error("the request body did not arrive in time")]
+    SlowBody,
     /// The OIDC issuer's keys could not be read; the detail is for the log.
     #[error("OIDC keys unavailable: {0}")]
     IssuerUnavailable(String),
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::SlowBody => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::IssuerUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable")
             }

@@ -58,10 +58,13 @@ impl FromRequest<AppState> for GitHubDelivery {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         // Bodies are buffered whole before the signature can be checked; bound how many.
+        // A sender that trickles its body keeps its place only so long.
         let permit = state.webhook_body_permit().ok_or(ApiError::Busy)?;
         let (parts, body) = request.into_parts();
-        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        let read = Bytes::from_request(Request::from_parts(parts.clone(), body), state);
+        let body = tokio::time::timeout(state.config().server.webhook_body_timeout, read)
             .await
+            .map_err(|_| ApiError::SlowBody)?
             .map_err(|rejection| match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
                 _ => ApiError::BadRequest("the request body could not be read".to_owned()),
@@ -159,7 +162,7 @@ fn repository_of(event: &WebhookEvent) -> Option<&str> {
         (status = 202, description = "Recorded, a duplicate, or ignored", body = hoist_store::WebhookAnswer),
         (status = 400, description = "A header or the payload is malformed", body = ErrorBody),
         (status = 401, description = "The signature does not match a secret for the repository", body = ErrorBody),
-        (status = 408, description = "The request took too long", body = ErrorBody),
+        (status = 408, description = "The request, or its body, took too long", body = ErrorBody),
         (status = 413, description = "Body over 25 MiB", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 503, description = "Too many bodies being read (Retry-After), or the database is busy", body = ErrorBody),

@@ -516,7 +516,11 @@ webhook_secret_env = "OTHER_SECRET"
 /// one is gone the next delivery is taken.
 #[tokio::test]
 async fn unauthenticated_bodies_are_buffered_only_so_many_at_once() {
-    let app = app_with("\n[server]\nwebhook_bodies = 1\n", &[]).await;
+    let app = app_with(
+        "\n[server]\nwebhook_bodies = 1\nwebhook_body_timeout = \"1s\"\n",
+        &[],
+    )
+    .await;
     // A sender that never finishes its body holds the only permit.
     let never_ends = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
     let slow = Request::post("/webhooks/github")
@@ -541,8 +545,15 @@ async fn unauthenticated_bodies_are_buffered_only_so_many_at_once() {
     let (busy_id, busy) = busy.expect("a delivery refused while the slow body holds the permit");
     assert_eq!(busy.body["error"]["code"], "busy");
     assert_eq!(busy.headers["retry-after"], "1");
-    slow.abort();
-    let _ = slow.await;
+    // The slow sender loses its place after webhook_body_timeout, with 408.
+    let answer = slow
+        .await
+        .expect("the slow request ends")
+        .expect("an answer");
+    assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = to_bytes(answer.into_body(), usize::MAX).await.unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "body_timeout");
     let reply = app
         .send(delivery("ping", "p-after", &fixture("ping")))
         .await;

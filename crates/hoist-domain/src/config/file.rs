@@ -46,6 +46,9 @@ pub struct ServerSection {
     /// Webhook bodies read at once before their signature is checked (each up to 25 MiB);
     /// one more is answered 503 with `Retry-After`. Default `16`.
     pub webhook_bodies: u32,
+    /// How long a webhook body may take to arrive once it holds one of those places
+    /// (`408` after). Default `10s`.
+    pub webhook_body_timeout: String,
 }
 
 impl Default for ServerSection {
@@ -55,6 +58,7 @@ impl Default for ServerSection {
             request_timeout: "30s".to_owned(),
             shutdown_timeout: "10s".to_owned(),
             webhook_bodies: 16,
+            webhook_body_timeout: "10s".to_owned(),
         }
     }
 }

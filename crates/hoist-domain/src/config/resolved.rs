@@ -31,6 +31,8 @@ pub struct Server {
     pub shutdown_timeout: Duration,
     /// Unauthenticated webhook bodies buffered at once, at least 1.
     pub webhook_bodies: u32,
+    /// How long one of them may take to arrive.
+    pub webhook_body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -99,6 +99,7 @@ fn empty_file_gives_the_documented_defaults() {
     assert_eq!(config.publish.workers, 2);
     assert_eq!(config.publish.wait_timeout.as_secs(), 6 * 3600);
     assert_eq!(config.server.webhook_bodies, 16);
+    assert_eq!(config.server.webhook_body_timeout.as_secs(), 10);
     assert_eq!(config.retention.as_secs(), 90 * 86_400);
     assert!(config.github.webhook_secrets.is_empty());
     assert!(config.repositories.is_empty());

@@ -207,6 +207,10 @@ impl ConfigFile {
         );
         let request_timeout = c.duration("server.request_timeout", &self.server.request_timeout);
         let shutdown_timeout = c.duration("server.shutdown_timeout", &self.server.shutdown_timeout);
+        let webhook_body_timeout = c.duration(
+            "server.webhook_body_timeout",
+            &self.server.webhook_body_timeout,
+        );
         // Under a week, a push GitHub redelivers after an outage (it offers three days
         // back) could fall behind the purge horizon and be ignored.
         if !(7..=36500).contains(&self.retention.days) {
@@ -310,6 +314,7 @@ impl ConfigFile {
                 request_timeout: request_timeout.expect(complete),
                 shutdown_timeout: shutdown_timeout.expect(complete),
                 webhook_bodies: self.server.webhook_bodies,
+                webhook_body_timeout: webhook_body_timeout.expect(complete),
             },
             database: Database {
                 url: db.url.clone(),
