@@ -84,16 +84,22 @@ pub fn free_port() -> u16 {
 
 /// The path of a command, or a panic naming the Debian package that provides it.
 pub fn require_tool(command: &str, package: &str) -> PathBuf {
+    require_command(
+        command,
+        &format!(
+            "install the Debian package `{package}` (apt-get install {package}), or run \
+             scripts/test which installs it"
+        ),
+    )
+}
+
+/// The path of a command on PATH, or a panic saying `how` to get it.
+pub fn require_command(command: &str, how: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(command))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{command}` is not installed: install the Debian package `{package}` \
-                 (apt-get install {package}), or run scripts/test which installs it"
-            )
-        })
+        .unwrap_or_else(|| panic!("`{command}` is not installed: {how}"))
 }
 
 /// Polls `ready` every 20 ms until it returns true or `timeout` passes.

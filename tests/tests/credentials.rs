@@ -54,6 +54,26 @@ fn blobs_in_storage(src: &Registry, query: &'static str) -> (Proxy, Proxy) {
     (source, storage)
 }
 
+/// A rule answering GETs of `path` with a Bearer challenge whose realm is on `realm`.
+fn bearer_challenge(path: &'static str, realm: &Proxy) -> Rule {
+    Rule {
+        method: "GET",
+        path_contains: path,
+        times: 100,
+        fault: Fault::Challenge(format!(
+            r#"Bearer realm="http://{}/token",service="x""#,
+            realm.host()
+        )),
+    }
+}
+
+/// The copy, which must fail: its stderr.
+fn failed_copy(source: &Proxy, target: &Proxy) -> String {
+    let output = copy(source, target);
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Requests the proxy saw that carried credentials.
 fn with_credentials(proxy: &Proxy) -> Vec<String> {
     proxy
@@ -135,20 +155,10 @@ fn a_challenge_from_a_redirect_target_is_ignored_and_named() {
     let (source, storage) = blobs_in_storage(&src, "");
     source.require_credentials();
     // Storage asks for a token from a realm of its own choosing.
-    storage.add(Rule {
-        method: "GET",
-        path_contains: "/blobs/",
-        times: 100,
-        fault: Fault::Challenge(format!(
-            r#"Bearer realm="http://{}/token",service="storage""#,
-            storage.host()
-        )),
-    });
+    storage.add(bearer_challenge("/blobs/", &storage));
     let target = Proxy::start(dst.port());
 
-    let output = copy(&source, &target);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_copy(&source, &target);
     assert!(
         stderr.contains(&format!("http://{} answered 401", storage.host()))
             && stderr.contains("ignores that challenge"),
@@ -179,20 +189,10 @@ fn a_bearer_realm_on_another_origin_never_gets_the_password() {
     let dst = Registry::start();
     let source = Proxy::start(src.port());
     let elsewhere = Proxy::start(src.port());
-    source.add(Rule {
-        method: "GET",
-        path_contains: "/manifests/",
-        times: 100,
-        fault: Fault::Challenge(format!(
-            r#"Bearer realm="http://{}/token",service="x""#,
-            elsewhere.host()
-        )),
-    });
+    source.add(bearer_challenge("/manifests/", &elsewhere));
     let target = Proxy::start(dst.port());
 
-    let output = copy(&source, &target);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_copy(&source, &target);
     assert!(
         stderr.contains(&format!(
             "the token realm is on {}, not {}",

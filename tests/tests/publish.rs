@@ -795,21 +795,12 @@ fn builds_last_and_hoist_killed_mid_upload_completes_after_a_restart() {
     w.assert_published_once();
 }
 
-/// A tool the test runs that no Debian package provides, or a panic saying how to get it.
-fn tool_on_path(command: &str, how: &str) -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(command))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("`{command}` is not on PATH: {how}"))
-}
-
 /// The outside checkers against a live hoist that holds a publication: schemathesis fuzzes
 /// every operation of /openapi.json with `--checks all` under a read and an admin token,
 /// and promtool checks a scrape of /metrics.
 #[test]
 fn the_api_passes_schemathesis_and_its_metrics_pass_promtool() {
-    let schemathesis = tool_on_path(
+    let schemathesis = hoist_tests::require_command(
         "schemathesis",
         "run scripts/test, which installs schemathesis 4.32.5 from PyPI into target/test-tools",
     );

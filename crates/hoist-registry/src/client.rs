@@ -858,63 +858,33 @@ mod tests {
         let host = client.host("r.example");
         *host.challenge.lock().unwrap() = Some(Challenge::Basic);
         let scope = Scope::pull("a/b");
-        let build = |url: &str| client.http().get(url);
-        let signed = client
-            .sign(
-                &host,
-                &scope,
-                build("https://r.example/v2/a/b/blobs/x"),
-                None,
-            )
-            .await
-            .unwrap()
-            .request
-            .build()
-            .unwrap();
+        let sign = |request: RequestBuilder| async {
+            client
+                .sign(&host, &scope, request, None)
+                .await
+                .map(|signed| signed.request.build().expect("a request"))
+        };
+        let get = |url: &str| client.http().get(url);
+        let signed = sign(get("https://r.example/v2/a/b/blobs/x")).await.unwrap();
         assert!(signed.headers().contains_key("authorization"));
         assert_eq!(
             signed.timeout(),
             Some(&REQUEST_DEADLINE),
             "a whole-request deadline"
         );
-        let blob = client
-            .sign(
-                &host,
-                &scope,
-                build("https://r.example/v2/a/b/blobs/x").timeout(blob_deadline(1 << 30)),
-                None,
-            )
+        let blob = sign(get("https://r.example/v2/a/b/blobs/x").timeout(blob_deadline(1 << 30)))
             .await
-            .unwrap()
-            .request
-            .build()
             .unwrap();
         assert_eq!(blob.timeout(), Some(&Duration::from_secs(600 + 2048)));
         // A blob that says it is a terabyte gets no more than the cap.
         assert_eq!(blob_deadline(1 << 40), BLOB_DEADLINE_MAX);
-        let storage = client
-            .sign(
-                &host,
-                &scope,
-                build("https://storage.example/upload?sig=1"),
-                None,
-            )
+        let storage = sign(get("https://storage.example/upload?sig=1"))
             .await
-            .unwrap()
-            .request
-            .build()
             .unwrap();
         assert!(!storage.headers().contains_key("authorization"));
-        let downgrade = client
-            .sign(
-                &host,
-                &scope,
-                build("http://r.example/v2/a/b/blobs/uploads/1"),
-                None,
-            )
+        let downgrade = sign(get("http://r.example/v2/a/b/blobs/uploads/1"))
             .await
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(
             downgrade.contains("plain-http http://r.example"),
