@@ -169,6 +169,16 @@ impl Store {
         report: &BuildReport,
         provenance: &Provenance,
     ) -> Result<BuildOutcome, StoreError> {
+        self.waking_if_queued(self.apply_build(target, report, provenance))
+            .await
+    }
+
+    async fn apply_build(
+        &self,
+        target: &Target,
+        report: &BuildReport,
+        provenance: &Provenance,
+    ) -> Result<BuildOutcome, StoreError> {
         let repository = report.repository.as_str();
         let commit = report.commit.as_str();
         let platform = report.platform.as_ref().map(ToString::to_string);
@@ -190,7 +200,6 @@ impl Store {
                 ),
             };
 
-        let queued = crate::jobs::queued_so_far();
         let mut tx = self.writer.begin().await?;
         let existing = fetch_build(&mut tx, repository, commit, platform.as_deref()).await?;
         // Whether the report tells anything new: a ref added to the same image counts, as
@@ -355,7 +364,6 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.notify_workers_if_queued(queued);
         Ok(outcome)
     }
 

@@ -214,7 +214,15 @@ impl Store {
         delivery: &Delivery<'_>,
         effect: WebhookEffect<'_>,
     ) -> Result<Recorded, StoreError> {
-        let queued = crate::jobs::queued_so_far();
+        self.waking_if_queued(self.apply_webhook(delivery, effect))
+            .await
+    }
+
+    async fn apply_webhook(
+        &self,
+        delivery: &Delivery<'_>,
+        effect: WebhookEffect<'_>,
+    ) -> Result<Recorded, StoreError> {
         let mut tx = self.writer.begin().await?;
         // One look for both: the delivery id answered before, and the same body applied
         // before under another id. The delivery row is written last, with its answer.
@@ -362,7 +370,6 @@ impl Store {
             return first_answer(first.status, &first.response);
         }
         tx.commit().await?;
-        self.notify_workers_if_queued(queued);
         Ok(Recorded {
             duplicate,
             status,

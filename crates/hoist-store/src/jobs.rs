@@ -30,14 +30,21 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// How many times [`enqueue`] made a job due, in this process: a writer that sees it move
-/// during its transaction wakes the workers after committing, and one that does not leaves
-/// them asleep (an ingest that queued nothing costs the workers nothing).
-static QUEUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+tokio::task_local! {
+    /// Whether [`enqueue`] made a job due in the work [`noting_queued`] runs.
+    static QUEUED: std::cell::Cell<bool>;
+}
 
-/// The [`QUEUED`] count now, to compare after a commit.
-pub(crate) fn queued_so_far() -> u64 {
-    QUEUED.load(std::sync::atomic::Ordering::SeqCst)
+/// Runs `work` (a writer's transaction) and says whether it queued a job, so the writer
+/// wakes the workers after committing only then: an ingest that queued nothing costs the
+/// workers nothing. Kept per task, so one store's work never wakes another's workers.
+pub(crate) async fn noting_queued<T>(work: impl Future<Output = T>) -> (bool, T) {
+    QUEUED
+        .scope(std::cell::Cell::new(false), async {
+            let out = work.await;
+            (QUEUED.with(std::cell::Cell::get), out)
+        })
+        .await
 }
 
 /// Queues `job` inside the caller's transaction, unless it is a publication's and that
@@ -47,7 +54,7 @@ pub(crate) async fn enqueue(
     conn: &mut SqliteConnection,
     job: &Job,
 ) -> Result<Option<i64>, StoreError> {
-    QUEUED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = QUEUED.try_with(|queued| queued.set(true));
     let kind = job.kind();
     let payload = job.to_payload();
     let publication = job.publication_id();
@@ -94,11 +101,16 @@ impl Store {
         self.jobs_changed.notify_waiters();
     }
 
-    /// Wakes the workers if a job was queued since [`queued_so_far`] said `before`.
-    pub(crate) fn notify_workers_if_queued(&self, before: u64) {
-        if queued_so_far() != before {
+    /// Runs a writer's `work` and wakes the workers if it succeeded having queued a job.
+    pub(crate) async fn waking_if_queued<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let (queued, out) = noting_queued(work).await;
+        if queued && out.is_ok() {
             self.notify_workers();
         }
+        out
     }
 
     /// Resolves when a job may have been queued. Create it *before* looking for work, so a
