@@ -379,6 +379,37 @@ sources = ["{staging_host}/ci/app"]
         body
     }
 
+    /// Pushes `manifest` (with all it refers to) from `layout` to CI's staging repository
+    /// and returns it as CI would report it, `host/ci/app@digest`.
+    pub fn stage(&self, layout: &mut Layout, manifest: &crate::image::Written) -> String {
+        let tag = format!("staged-{}", &manifest.digest[7..19]);
+        layout.tag(&tag, manifest);
+        layout.push(&tag, &format!("{}/ci/app:{tag}", self.staging_host), None);
+        format!("{}/ci/app@{}", self.staging_host, manifest.digest)
+    }
+
+    /// CI reports `image` for `commit` at `git_ref` under an OIDC token, for `platform`
+    /// (`linux/amd64`) or, with `None`, as an index counting for each platform it holds.
+    pub async fn report_image(
+        &self,
+        commit: &str,
+        git_ref: &str,
+        platform: Option<&str>,
+        image: &str,
+    ) -> Reply {
+        let mut body = json!({
+            "repository": REPOSITORY,
+            "commit": commit,
+            "ref": git_ref,
+            "image": image,
+        });
+        if let Some(platform) = platform {
+            body["platform"] = json!(platform);
+        }
+        let bearer = self.issuer.token_for(REPOSITORY, commit, git_ref);
+        self.report_as(&bearer, &body).await
+    }
+
     /// Both platforms of `commit`, reported for `git_ref`.
     pub async fn report_both(&self, commit: &str, git_ref: &str) {
         for platform in ["amd64", "arm64"] {

@@ -131,6 +131,103 @@ impl Layout {
         self.manifest("application/vnd.oci.image.index.v1+json", &index)
     }
 
+    /// What BuildKit pushes for one platform with provenance on (docker/build-push-action's
+    /// default): an index holding `image` (for `os/arch`) and, after it, an attestation
+    /// manifest whose layer is a real in-toto SLSA provenance statement about `image`.
+    pub fn attested(&self, image: &Written, os: &str, arch: &str, mode: Attestations) -> Written {
+        let attestation = self.attestation(image, mode);
+        let mut platform = descriptor(image);
+        platform["platform"] = serde_json::json!({"os": os, "architecture": arch});
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [platform, attestation_descriptor(&attestation, image)],
+        });
+        self.manifest("application/vnd.oci.image.index.v1+json", &index)
+    }
+
+    /// An index over several attested platforms, as one multi-platform BuildKit build
+    /// pushes it: the platform manifests first, then each one's attestation.
+    pub fn attested_multi(&self, images: &[(&Written, &str, &str)], mode: Attestations) -> Written {
+        let mut manifests = Vec::new();
+        let mut attestations = Vec::new();
+        for (image, os, arch) in images {
+            let mut platform = descriptor(image);
+            platform["platform"] = serde_json::json!({"os": os, "architecture": arch});
+            manifests.push(platform);
+            let attestation = self.attestation(image, mode);
+            attestations.push(attestation_descriptor(&attestation, image));
+        }
+        manifests.extend(attestations);
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        });
+        self.manifest("application/vnd.oci.image.index.v1+json", &index)
+    }
+
+    /// An attestation manifest about `image` in BuildKit's `mode`.
+    pub fn attestation(&self, image: &Written, mode: Attestations) -> Written {
+        let hex = image.digest.trim_start_matches("sha256:");
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://slsa.dev/provenance/v0.2",
+            "subject": [{"name": "pkg:docker/ci/app", "digest": {"sha256": hex}}],
+            "predicate": {
+                "builder": {"id": "https://github.com/Codertocat/Hello-World/actions/runs/1"},
+                "buildType": "https://mobyproject.org/buildkit@v1",
+                "invocation": {"configSource": {"entryPoint": "Dockerfile"}},
+                "metadata": {"buildInvocationID": format!("build-{}", &hex[..12])},
+            },
+        });
+        let layer = self.blob(
+            "application/vnd.in-toto+json",
+            &serde_json::to_vec(&statement).expect("statement JSON"),
+        );
+        let mut layer_descriptor = descriptor(&layer);
+        layer_descriptor["annotations"] =
+            serde_json::json!({"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"});
+        let manifest = match mode {
+            Attestations::Legacy => {
+                let config = serde_json::json!({
+                    "architecture": "unknown",
+                    "os": "unknown",
+                    "config": {},
+                    "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+                });
+                let config = self.blob(
+                    "application/vnd.oci.image.config.v1+json",
+                    &serde_json::to_vec(&config).expect("config JSON"),
+                );
+                serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": descriptor(&config),
+                    "layers": [layer_descriptor],
+                })
+            }
+            Attestations::Artifact => {
+                let empty = self.blob("application/vnd.oci.empty.v1+json", b"{}");
+                serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "artifactType": "application/vnd.docker.attestation.manifest.v1+json",
+                    "config": descriptor(&empty),
+                    "layers": [layer_descriptor],
+                    "subject": descriptor(image),
+                })
+            }
+        };
+        self.manifest("application/vnd.oci.image.manifest.v1+json", &manifest)
+    }
+
+    /// Writes a manifest or index given as JSON (its `mediaType` says which).
+    pub fn write_manifest(&self, json: &serde_json::Value) -> Written {
+        let media_type = json["mediaType"].as_str().expect("a mediaType").to_owned();
+        self.manifest(&media_type, json)
+    }
+
     fn manifest(&self, media_type: &str, json: &serde_json::Value) -> Written {
         let bytes = serde_json::to_vec_pretty(json).expect("manifest JSON");
         let mut written = self.blob(media_type, &bytes);
@@ -181,6 +278,27 @@ impl Default for Layout {
     fn default() -> Self {
         Layout::new()
     }
+}
+
+/// BuildKit's two ways of writing an attestation manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attestations {
+    /// A real image config for `unknown/unknown` (BuildKit before 0.31).
+    Legacy,
+    /// An OCI artifact: `artifactType`, the empty config, `subject` = the platform
+    /// manifest (BuildKit 0.31 and later).
+    Artifact,
+}
+
+/// How BuildKit lists an attestation manifest in an index.
+fn attestation_descriptor(attestation: &Written, of: &Written) -> serde_json::Value {
+    let mut d = descriptor(attestation);
+    d["platform"] = serde_json::json!({"os": "unknown", "architecture": "unknown"});
+    d["annotations"] = serde_json::json!({
+        "vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": of.digest,
+    });
+    d
 }
 
 fn descriptor(w: &Written) -> serde_json::Value {

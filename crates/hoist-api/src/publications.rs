@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hoist_domain::PublicationState;
-use hoist_store::{BuildRow, PublicationRow, RetryOutcome, StepRow, TagEventRow};
+use hoist_store::{
+    BuildRow, PublicationContents, PublicationRow, RetryOutcome, StepRow, TagEventRow,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
@@ -47,6 +49,9 @@ pub(crate) struct PublicationDetail {
     steps: Vec<StepRow>,
     builds: Vec<BuildRow>,
     tags_written: Vec<TagEventRow>,
+    /// What its index lists per platform (manifest, attestations) and what hoist signed.
+    #[serde(flatten)]
+    contents: PublicationContents,
 }
 
 /// Publications, newest first, optionally of one image or in one state.
@@ -119,11 +124,13 @@ pub(crate) async fn show_publication(
         .builds_of_commit(publication.repository.as_str(), publication.commit.as_str())
         .await?;
     let tags_written = state.store().tags_of_publication(id).await?;
+    let contents = state.store().publication_contents(id).await?;
     Ok(Json(PublicationDetail {
         publication,
         steps,
         builds,
         tags_written,
+        contents,
     }))
 }
 

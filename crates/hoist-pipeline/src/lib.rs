@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod github;
 mod publish;
+mod sources;
 mod tags;
 mod worker;
 

@@ -13,10 +13,10 @@ use hoist_domain::config::Repository;
 use hoist_domain::metrics::PipelineCounters;
 use hoist_domain::{ImageRef, Platform, PublicationEvent, ReleaseState, Step};
 use hoist_registry::{
-    Contents, IndexChild, IndexPlatform, Manifest, Repository as RegistryRepo, assemble_index,
+    IndexChild, IndexPlatform, Manifest, Repository as RegistryRepo, assemble_index,
     platform_from_config,
 };
-use hoist_store::PublicationRow;
+use hoist_store::{PublicationRow, PublishedPlatform};
 use tracing::Instrument;
 
 use crate::PipelineError;
@@ -33,12 +33,6 @@ where
     T::Err: std::fmt::Display,
 {
     text.parse().map_err(|e| refused(format!("{what}: {e}")))
-}
-
-/// Where one platform's image is, as CI reported it.
-struct Source {
-    platform: Platform,
-    image: ImageRef,
 }
 
 impl Pipeline {
@@ -223,16 +217,18 @@ impl Pipeline {
                 .unwrap_or_default();
             let destination: ImageRef =
                 parse("target", &format!("{}@{digest}", repo.image.name()))?;
-            let report = self
-                .registry
-                .copy_image(&source.image, &destination)
-                .await
-                .context(|| format!("copying {} ({})", source.image, source.platform))?;
-            let counters = &self.counters;
-            PipelineCounters::add(&counters.blobs_present, report.blobs_present);
-            PipelineCounters::add(&counters.blobs_mounted, report.blobs_mounted);
-            PipelineCounters::add(&counters.blobs_uploaded, report.blobs_uploaded);
-            PipelineCounters::add(&counters.bytes_uploaded, report.bytes_uploaded);
+            self.copy_counted(&source.image, &destination, &source.platform.to_string())
+                .await?;
+            // Its attestations after it: an OCI-artifact attestation names it as subject.
+            for attestation in &source.attestations {
+                let from = source.attestation_image(attestation)?;
+                let destination: ImageRef = parse(
+                    "target",
+                    &format!("{}@{}", repo.image.name(), attestation.digest),
+                )?;
+                self.copy_counted(&from, &destination, "its attestation")
+                    .await?;
+            }
         }
         self.end_step(id, *step, started).await?;
 
@@ -242,7 +238,7 @@ impl Pipeline {
             return Ok(());
         }
         let started = self.begin_step(id, *step).await?;
-        let mut children = Vec::new();
+        let (mut children, mut platforms) = (Vec::new(), Vec::new());
         for source in &sources {
             let digest = source
                 .image
@@ -265,14 +261,35 @@ impl Pipeline {
             let actual = platform_from_config(&bytes)
                 .context(|| format!("reading the config of {digest}"))?;
             check_platform(&source.platform, &actual, &digest)?;
+            let mut attestations = Vec::new();
+            for attestation in &source.attestations {
+                attestations.push(
+                    self.attestation_facts(&target, attestation, &digest)
+                        .await?,
+                );
+            }
+            platforms.push(PublishedPlatform {
+                platform: source.platform.to_string(),
+                manifest: digest.clone(),
+                image: source.build.image.clone(),
+                build_id: source.build.id,
+                attestations,
+            });
             children.push(IndexChild {
                 media_type: manifest.media_type.clone(),
                 digest: manifest.digest.clone(),
                 size: manifest.bytes.len() as u64,
                 platform: actual,
+                annotations: source.annotations.clone(),
+                attestations: source
+                    .attestations
+                    .iter()
+                    .map(|a| a.descriptor.clone())
+                    .collect(),
             });
         }
         children.sort_by_key(|c| c.platform.short());
+        self.store.record_platforms(id, &platforms).await?;
         self.end_step(id, *step, started).await?;
 
         // 4. The index, with its provenance. `created` is when the commit was first
@@ -363,6 +380,26 @@ impl Pipeline {
         Ok((index, index_digest))
     }
 
+    /// Copies one image into the target by digest and counts what moved.
+    async fn copy_counted(
+        &self,
+        source: &ImageRef,
+        destination: &ImageRef,
+        what: &str,
+    ) -> Result<(), PipelineError> {
+        let report = self
+            .registry
+            .copy_image(source, destination)
+            .await
+            .context(|| format!("copying {source} ({what})"))?;
+        let counters = &self.counters;
+        PipelineCounters::add(&counters.blobs_present, report.blobs_present);
+        PipelineCounters::add(&counters.blobs_mounted, report.blobs_mounted);
+        PipelineCounters::add(&counters.blobs_uploaded, report.blobs_uploaded);
+        PipelineCounters::add(&counters.bytes_uploaded, report.bytes_uploaded);
+        Ok(())
+    }
+
     /// Leaves publication `id` waiting in the wait step (begun at `started`), saying why:
     /// what it waits for wakes it.
     async fn park(&self, id: i64, started: Instant, why: &str) -> Result<(), PipelineError> {
@@ -390,71 +427,6 @@ impl Pipeline {
         self.store.step_finished(id, step, None).await?;
         Ok(())
     }
-
-    /// The image CI reported for each platform of a commit; an index report counts for each
-    /// of its platforms.
-    async fn sources(&self, repo: &Repository, commit: &str) -> Result<Vec<Source>, PipelineError> {
-        let mut sources = Vec::new();
-        for build in self
-            .store
-            .builds_of_commit(repo.github.as_str(), commit)
-            .await?
-        {
-            let image: ImageRef = parse("build image", &build.image)?;
-            match &build.platform {
-                Some(platform) => sources.push(Source {
-                    platform: parse("platform", platform)?,
-                    image,
-                }),
-                None => {
-                    let from = RegistryRepo::of(&image);
-                    let manifest = self
-                        .registry
-                        .manifest(&from, build.digest.as_str())
-                        .await
-                        .context(|| format!("reading the index {}", build.image))?;
-                    let contents = manifest
-                        .contents()
-                        .context(|| format!("reading the index {}", build.image))?;
-                    let Contents::Index { children } = contents else {
-                        return Err(refused(format!(
-                            "{} was reported without a platform, but it is not an index",
-                            build.image
-                        )));
-                    };
-                    for child in children {
-                        let Some(platform) = child.platform.as_ref().and_then(platform_of) else {
-                            continue;
-                        };
-                        if repo.platforms.contains(&platform)
-                            && !sources.iter().any(|s: &Source| s.platform == platform)
-                        {
-                            let child_ref = parse(
-                                "index child",
-                                &format!("{}@{}", image.name(), child.digest),
-                            )?;
-                            sources.push(Source {
-                                platform,
-                                image: child_ref,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        // A per-platform report wins over the same platform found in an index.
-        sources.sort_by(|a, b| a.platform.cmp(&b.platform));
-        sources.dedup_by(|a, b| a.platform == b.platform);
-        Ok(sources)
-    }
-}
-
-fn platform_of(p: &IndexPlatform) -> Option<Platform> {
-    let text = match &p.variant {
-        Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    };
-    text.parse().ok()
 }
 
 /// A build reported as one platform must be that platform.

@@ -272,6 +272,8 @@ mod tests {
             digest: format!("sha256:{n:064x}").parse().expect("a digest"),
             size,
             platform: None,
+            annotations: Default::default(),
+            descriptor: serde_json::Value::Null,
         }
     }
 

@@ -44,13 +44,19 @@ impl IndexPlatform {
     }
 }
 
-/// One platform manifest as an index lists it.
+/// One platform manifest as an index lists it, with the attestation manifests about it.
 #[derive(Debug, Clone)]
 pub struct IndexChild {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
     pub platform: IndexPlatform,
+    /// The annotations the source index gave this manifest's descriptor (OCI index only).
+    pub annotations: BTreeMap<String, String>,
+    /// The descriptors of its attestation manifests as the source index wrote them,
+    /// listed verbatim after every platform manifest, as BuildKit and `docker buildx
+    /// imagetools create` do.
+    pub attestations: Vec<serde_json::Value>,
 }
 
 fn invalid(what: impl std::fmt::Display) -> Error {
@@ -66,7 +72,9 @@ pub fn assemble_index(
     if children.is_empty() {
         return Err(invalid("no platform manifests"));
     }
-    let docker = children.iter().all(|c| c.media_type == DOCKER_MANIFEST);
+    let docker = children
+        .iter()
+        .all(|c| c.media_type == DOCKER_MANIFEST && c.attestations.is_empty());
     let media_type = if docker {
         DOCKER_MANIFEST_LIST
     } else {
@@ -75,13 +83,18 @@ pub fn assemble_index(
     let manifests: Vec<serde_json::Value> = children
         .iter()
         .map(|child| {
-            serde_json::json!({
+            let mut descriptor = serde_json::json!({
                 "mediaType": child.media_type,
                 "digest": child.digest.as_str(),
                 "size": child.size,
                 "platform": child.platform,
-            })
+            });
+            if !docker && !child.annotations.is_empty() {
+                descriptor["annotations"] = serde_json::json!(child.annotations);
+            }
+            descriptor
         })
+        .chain(children.iter().flat_map(|c| c.attestations.iter().cloned()))
         .collect();
     let mut index = serde_json::json!({
         "schemaVersion": 2,
@@ -114,6 +127,8 @@ mod tests {
             digest: sha256_digest(seed),
             size: 500,
             platform: platform_from_config(config.as_bytes()).unwrap(),
+            annotations: BTreeMap::new(),
+            attestations: Vec::new(),
         }
     }
 
@@ -177,6 +192,46 @@ mod tests {
             "10.0.17763.1"
         );
         assert_eq!(json["schemaVersion"], 2);
+    }
+
+    #[test]
+    fn attestations_follow_every_platform_verbatim_and_make_an_oci_index() {
+        let mut amd64 = child(
+            DOCKER_MANIFEST,
+            b"a",
+            r#"{"os":"linux","architecture":"amd64"}"#,
+        );
+        let mut arm64 = child(
+            DOCKER_MANIFEST,
+            b"b",
+            r#"{"os":"linux","architecture":"arm64"}"#,
+        );
+        let attestation = |of: &IndexChild, seed: &[u8]| {
+            serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": sha256_digest(seed).as_str(),
+                "size": 800,
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": of.digest.as_str(),
+                },
+            })
+        };
+        amd64.attestations.push(attestation(&amd64, b"att-a"));
+        arm64.attestations.push(attestation(&arm64, b"att-b"));
+        arm64
+            .annotations
+            .insert("org.example".to_owned(), "kept".to_owned());
+        let index = assemble_index(&[amd64.clone(), arm64.clone()], &annotations()).unwrap();
+        assert_eq!(index.media_type, OCI_INDEX);
+        let json: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+        let listed = json["manifests"].as_array().unwrap();
+        assert_eq!(listed.len(), 4);
+        assert_eq!(listed[0]["digest"], amd64.digest.as_str());
+        assert_eq!(listed[1]["annotations"]["org.example"], "kept");
+        assert_eq!(listed[2], amd64.attestations[0]);
+        assert_eq!(listed[3], arm64.attestations[0]);
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub use copy::CopyReport;
 pub use error::{Error, Result};
 pub use index::{IndexChild, IndexPlatform, assemble_index, platform_from_config};
 pub use manifest::{
-    BlobRef, ChildRef, Contents, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_ACCEPT, Manifest,
-    ManifestHead, OCI_INDEX, OCI_MANIFEST, sha256_digest,
+    ATTESTATION_MANIFEST, BlobRef, ChildRef, Contents, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
+    MANIFEST_ACCEPT, Manifest, ManifestHead, OCI_INDEX, OCI_MANIFEST, REFERENCE_DIGEST,
+    REFERENCE_TYPE, sha256_digest,
 };
 pub use retry::{parse_go_duration, parse_retry_after_header, parse_retry_after_text};
 pub use verify::ByteStream;

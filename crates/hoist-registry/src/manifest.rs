@@ -1,10 +1,13 @@
 //! Manifests: media types, reading and writing exact bytes, and what a manifest refers to.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use hoist_domain::Digest;
 use oci_spec::image::ImageManifest;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde::Deserialize as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::Scope;
@@ -55,6 +58,39 @@ pub struct ChildRef {
     pub digest: Digest,
     pub size: u64,
     pub platform: Option<crate::index::IndexPlatform>,
+    pub annotations: BTreeMap<String, String>,
+    /// The descriptor as the index wrote it, every field kept, for an index that lists
+    /// the same child again.
+    pub descriptor: serde_json::Value,
+}
+
+/// The annotation BuildKit puts on an attestation manifest's descriptor in an index.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// The platform manifest an attestation manifest is about, on the same descriptor.
+pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// [`REFERENCE_TYPE`]'s value for an attestation.
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+
+impl ChildRef {
+    /// The platform manifest this child attests when it is a BuildKit attestation manifest
+    /// (`vnd.docker.reference.type: attestation-manifest`), `None` for any other child.
+    pub fn attests(&self) -> Result<Option<Digest>> {
+        if self.annotations.get(REFERENCE_TYPE).map(String::as_str) != Some(ATTESTATION_MANIFEST) {
+            return Ok(None);
+        }
+        let reference = self.annotations.get(REFERENCE_DIGEST).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "attestation manifest {} has no {REFERENCE_DIGEST} annotation",
+                self.digest
+            ))
+        })?;
+        reference.parse().map(Some).map_err(|e| {
+            Error::Unsupported(format!(
+                "attestation manifest {}'s {REFERENCE_DIGEST} is not a digest: {e}",
+                self.digest
+            ))
+        })
+    }
 }
 
 /// The sha256 digest of some bytes.
@@ -97,7 +133,7 @@ impl Manifest {
             OCI_INDEX | DOCKER_MANIFEST_LIST => {
                 #[derive(serde::Deserialize)]
                 struct Index {
-                    manifests: Vec<Child>,
+                    manifests: Vec<serde_json::Value>,
                 }
                 #[derive(serde::Deserialize)]
                 #[serde(rename_all = "camelCase")]
@@ -106,19 +142,25 @@ impl Manifest {
                     digest: String,
                     size: u64,
                     platform: Option<crate::index::IndexPlatform>,
+                    #[serde(default)]
+                    annotations: BTreeMap<String, String>,
                 }
-                let index: Index = serde_json::from_slice(&self.bytes).map_err(|e| {
+                let invalid = |e: serde_json::Error| {
                     Error::Unsupported(format!("index {} is not valid: {e}", self.digest))
-                })?;
+                };
+                let index: Index = serde_json::from_slice(&self.bytes).map_err(invalid)?;
                 let children = index
                     .manifests
                     .into_iter()
-                    .map(|d| {
+                    .map(|descriptor| {
+                        let d = Child::deserialize(&descriptor).map_err(invalid)?;
                         Ok(ChildRef {
                             media_type: d.media_type,
                             digest: parse_digest(&d.digest)?,
                             size: d.size,
                             platform: d.platform,
+                            annotations: d.annotations,
+                            descriptor,
                         })
                     })
                     .collect::<Result<_>>()?;

@@ -201,7 +201,8 @@ impl Store {
             };
 
         let mut tx = self.writer.begin().await?;
-        let existing = fetch_build(&mut tx, repository, commit, platform.as_deref()).await?;
+        let existing =
+            fetch_build(&mut tx, repository, commit, platform.as_deref(), &digest).await?;
         // Whether the report tells anything new: a ref added to the same image counts, as
         // it may name a branch build; so does GitHub signing what was only claimed.
         let mut changed = true;
@@ -266,11 +267,12 @@ impl Store {
                 )
                 .execute(&mut *tx)
                 .await?;
-                    let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Corrupt("the replaced build vanished".to_owned())
-                        })?;
+                    let build =
+                        fetch_build(&mut tx, repository, commit, platform.as_deref(), &digest)
+                            .await?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt("the replaced build vanished".to_owned())
+                            })?;
                     BuildOutcome::Replaced {
                         build,
                         previous_digest: existing.digest.to_string(),
@@ -294,7 +296,7 @@ impl Store {
                 )
                 .execute(&mut *tx)
                 .await?;
-                let build = fetch_build(&mut tx, repository, commit, platform.as_deref())
+                let build = fetch_build(&mut tx, repository, commit, platform.as_deref(), &digest)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("the new build vanished".to_owned()))?;
                 BuildOutcome::Recorded(build)
@@ -412,21 +414,25 @@ impl Store {
     }
 }
 
+/// The build a report would replace: the same platform of the commit or, for an index
+/// reported without a platform, the same index.
 async fn fetch_build(
     conn: &mut SqliteConnection,
     repository: &str,
     commit: &str,
     platform: Option<&str>,
+    digest: &str,
 ) -> Result<Option<BuildRow>, StoreError> {
     let row = sqlx::query_as!(
         RawBuild,
         r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
                   reported_by, ref_source, ci_identity, created_at, updated_at
            FROM builds
-           WHERE repository = ?1 AND commit_sha = ?2 AND ifnull(platform, '') = ifnull(?3, '')"#,
+           WHERE repository = ?1 AND commit_sha = ?2 AND ifnull(platform, digest) = ifnull(?3, ?4)"#,
         repository,
         commit,
-        platform
+        platform,
+        digest
     )
     .fetch_optional(conn)
     .await?;

@@ -12,6 +12,7 @@ mod backup;
 #[cfg(test)]
 mod backup_tests;
 mod builds;
+mod contents;
 mod deliveries;
 #[cfg(test)]
 mod ingest_tests;
@@ -27,6 +28,7 @@ pub mod schema;
 
 pub use backup::{BackupError, BackupReport, backup};
 pub use builds::{BuildOutcome, BuildRow};
+pub use contents::{PublicationContents, PublishedAttestation, PublishedPlatform};
 pub use deliveries::{Delivery, Recorded, ReleaseSummary, Target, WebhookAnswer, WebhookEffect};
 pub use jobs::ClaimedJob;
 pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagMove, TagRow};
