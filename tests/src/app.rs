@@ -589,6 +589,19 @@ sources = ["{staging_host}/ci/app"]
             .unwrap_or_else(|| panic!("no index published for {commit}"))
     }
 
+    /// A blob of the target image, straight from the registry (checked against its digest).
+    pub async fn target_blob(&self, digest: &str) -> Vec<u8> {
+        let url = format!(
+            "http://{}/v2/codertocat/hello-world/blobs/{digest}",
+            self.target_host
+        );
+        let response = reqwest::get(&url).await.expect("GET the blob");
+        assert_eq!(response.status(), 200, "{url}");
+        let bytes = response.bytes().await.expect("the blob").to_vec();
+        assert_eq!(sha256(&bytes), digest, "the registry's bytes");
+        bytes
+    }
+
     /// Reads `tag` back from the target registry with skopeo: the sha256 of its manifest.
     pub fn registry_digest(&self, tag: &str) -> String {
         let raw = raw_manifest(&format!("{}:{tag}", self.image()), None);

@@ -10,6 +10,7 @@
 //! - [`TokenIssuer`]: a JWT token service for registries in `auth: token` mode.
 //! - [`oidc::Issuer`]: a GitHub Actions OIDC issuer (keys, JWKS, tokens with GitHub's claims).
 //! - [`Caddy`]: Caddy (Debian package `caddy`) running `deploy/Caddyfile` in front of hoist.
+//! - [`KeyPair`]: ECDSA P-256 keys made and signatures checked with the `openssl` CLI.
 //!
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 
@@ -18,6 +19,7 @@ mod caddy;
 mod github;
 mod hoist;
 pub mod image;
+mod keys;
 pub mod oidc;
 pub mod proxy;
 mod registry;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 pub use caddy::{Caddy, shipped_caddyfile};
 pub use github::{FakeGitHub, deliver_webhook, fixture};
 pub use hoist::{Hoist, HoistRun, assert_copied, hoist_bin, hoist_copy, hoist_copy_peak_rss};
+pub use keys::KeyPair;
 pub use proxy::{Fault, Proxy, Rule};
 pub use registry::Registry;
 pub use token::TokenIssuer;

@@ -624,7 +624,8 @@ async fn a_build_from_outside_the_sources_is_not_copied_even_if_it_was_recorded(
     w.run_jobs().await;
     let publication = &w.publications().await[0];
     assert_eq!(publication["state"], "failed", "{publication}");
-    assert_eq!(publication["step"], "copy");
+    // Refused where its builds are first looked at, before anything is read.
+    assert_eq!(publication["step"], "wait");
     assert!(
         publication["error"]
             .as_str()

@@ -1,9 +1,12 @@
 //! Supply chain, in-process: BuildKit-attested builds (docker/build-push-action's default,
 //! in both of BuildKit's attestation modes) are published with every platform manifest
-//! and attestation manifest byte-for-byte, checked with skopeo against the target registry.
+//! and attestation manifest byte-for-byte, checked with skopeo against the target registry;
+//! with `[signing]`, every index is signed and attested in cosign's layout, checked with
+//! the openssl CLI and with `hoist verify`.
 
 use hoist_tests::app::{COMMIT_A, World};
 use hoist_tests::image::{Attestations, Layout, Written, noise, raw_manifest, sha256};
+use hoist_tests::{Fault, HoistRun, KeyPair, Rule};
 use serde_json::Value;
 
 const TAG_REF: &str = "refs/tags/v1.2.3";
@@ -225,4 +228,350 @@ async fn an_attestation_of_a_manifest_outside_its_index_fails_the_publication_un
     );
     assert!(w.tags().await.is_empty(), "no tag moved");
     w.finish().await;
+}
+
+/// A world whose hoist signs with a fresh openssl-made key.
+async fn signing_world(keys: &KeyPair) -> World {
+    World::with_repository(&format!(
+        "[signing]\nkey_file = {:?}\n",
+        keys.private().display().to_string()
+    ))
+    .await
+}
+
+/// `tag`'s manifest in the target and its one layer's bytes.
+async fn layer_of(w: &World, tag: &str) -> (Vec<u8>, Value, Vec<u8>) {
+    let raw = raw_manifest(&format!("{}:{tag}", w.image()), None);
+    let manifest = json(&raw);
+    let layer = manifest["layers"][0].clone();
+    let bytes = w
+        .target_blob(layer["digest"].as_str().expect("a layer digest"))
+        .await;
+    (raw, layer, bytes)
+}
+
+fn base64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_index_is_signed_and_attested_as_openssl_verifies() {
+    let keys = KeyPair::generate();
+    let w = signing_world(&keys).await;
+    w.report_both(COMMIT_A, TAG_REF).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let index = w.index_of(COMMIT_A).await;
+    let hex = index.trim_start_matches("sha256:");
+
+    // The cosign signature: the payload's bytes, signed, as openssl checks ECDSA-SHA256.
+    let (sig_raw, layer, payload) = layer_of(&w, &format!("sha256-{hex}.sig")).await;
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let signature = base64(
+        layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .expect("the signature annotation"),
+    );
+    assert!(
+        keys.openssl_verifies(&payload, &signature),
+        "openssl verifies the payload"
+    );
+    let mut tampered = payload.clone();
+    tampered[10] ^= 1;
+    assert!(
+        !keys.openssl_verifies(&tampered, &signature),
+        "a tampered payload fails"
+    );
+    let simple = json(&payload);
+    assert_eq!(
+        simple["critical"]["identity"]["docker-reference"],
+        w.image()
+    );
+    assert_eq!(simple["critical"]["image"]["docker-manifest-digest"], index);
+    assert_eq!(
+        simple["critical"]["type"],
+        "cosign container image signature"
+    );
+    assert_eq!(simple["optional"]["tag"], "v1.2.3");
+    assert_eq!(simple["optional"]["commit"], COMMIT_A);
+
+    // The attestation: a DSSE envelope, signed over its pre-authentication encoding.
+    let (att_raw, layer, envelope) = layer_of(&w, &format!("sha256-{hex}.att")).await;
+    assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+    let envelope = json(&envelope);
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    let statement_bytes = base64(envelope["payload"].as_str().expect("a payload"));
+    let signed = pae("application/vnd.in-toto+json", &statement_bytes);
+    let signature = base64(envelope["signatures"][0]["sig"].as_str().expect("a sig"));
+    assert!(
+        keys.openssl_verifies(&signed, &signature),
+        "openssl verifies the PAE"
+    );
+    let mut tampered = statement_bytes.clone();
+    tampered[5] ^= 1;
+    assert!(
+        !keys.openssl_verifies(&pae("application/vnd.in-toto+json", &tampered), &signature),
+        "a tampered statement fails"
+    );
+    let statement = json(&statement_bytes);
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], hex);
+    assert_eq!(
+        layer["annotations"]["predicateType"],
+        statement["predicateType"]
+    );
+    let predicate = &statement["predicate"];
+    assert_eq!(predicate["repository"], "Codertocat/Hello-World");
+    assert_eq!(predicate["release"]["tag"], "v1.2.3");
+    assert_eq!(predicate["release"]["id"], 1);
+    assert_eq!(predicate["commit"]["sha"], COMMIT_A);
+    assert_eq!(predicate["commit"]["source"], "oidc");
+    let built = &w.builds[COMMIT_A];
+    assert_eq!(predicate["platforms"][0]["platform"], "linux/amd64");
+    assert_eq!(predicate["platforms"][0]["manifest"], built.amd64.as_str());
+    assert_eq!(predicate["platforms"][1]["manifest"], built.arm64.as_str());
+    let identity = &predicate["platforms"][0]["build"]["ci_identity"];
+    assert!(
+        identity["run_id"].is_string(),
+        "the OIDC run: {predicate:#}"
+    );
+    assert!(predicate["publication"]["id"].is_i64());
+    assert!(predicate["builder"]["version"].is_string());
+
+    // The API names both manifests and serves the public key openssl made.
+    let id = w.publications().await[0]["id"].as_i64().expect("an id");
+    let shown = w.get(&format!("/v1/publications/{id}")).await;
+    assert_eq!(shown["signature_digest"], sha256(&sig_raw).as_str());
+    assert_eq!(shown["attestation_digest"], sha256(&att_raw).as_str());
+    let reply = w
+        .send(
+            axum::http::Request::get("/v1/signing/keys")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.as_str(), Some(keys.public_pem().as_str()));
+
+    // Signed before any tag named the index.
+    let puts: Vec<String> = w
+        .target_proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/manifests/"))
+        .map(|s| s.path.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    let position = |tag: &str| puts.iter().position(|p| p == tag);
+    let att = position(&format!("sha256-{hex}.att")).expect("the attestation PUT");
+    let first_tag = position("1.2.3").expect("the version tag PUT");
+    assert!(att < first_tag, "{puts:?}");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_publication_keeps_the_signature_that_verifies() {
+    let keys = KeyPair::generate();
+    let w = signing_world(&keys).await;
+    // The version tag is refused once: the publication fails after signing.
+    w.target_proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/1.2.3",
+        times: 1,
+        fault: Fault::Huge {
+            status: 403,
+            bytes: 64,
+            declared: true,
+        },
+    });
+    w.report_both(COMMIT_A, TAG_REF).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let publication = &w.publications().await[0];
+    assert_eq!(publication["state"], "failed", "{publication:#}");
+    let id = publication["id"].as_i64().expect("an id");
+    let retried = w.post(&format!("/v1/publications/{id}/retry")).await;
+    assert_eq!(retried.status, 202, "{}", retried.body);
+    w.run_jobs().await;
+    assert_eq!(w.publications().await[0]["state"], "succeeded");
+
+    let signing_puts = |suffix: &str| {
+        w.target_proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method == "PUT" && s.path.ends_with(suffix))
+            .count()
+    };
+    assert_eq!(
+        signing_puts(".sig"),
+        1,
+        "the signature is kept, not made again"
+    );
+    assert_eq!(
+        signing_puts(".att"),
+        1,
+        "the attestation is kept, not made again"
+    );
+    let shown = w.get(&format!("/v1/publications/{id}")).await;
+    assert!(shown["signature_digest"].is_string(), "{shown:#}");
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_failure_fails_the_publication_before_any_tag_moves() {
+    let keys = KeyPair::generate();
+    let w = signing_world(&keys).await;
+    w.target_proxy.add(Rule {
+        method: "PUT",
+        path_contains: ".sig",
+        times: 100,
+        fault: Fault::Huge {
+            status: 403,
+            bytes: 64,
+            declared: true,
+        },
+    });
+    w.report_both(COMMIT_A, TAG_REF).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let publication = &w.publications().await[0];
+    assert_eq!(publication["state"], "failed", "{publication:#}");
+    assert_eq!(publication["step"], "index");
+    let error = publication["error"].as_str().expect("an error");
+    assert!(error.contains("pushing the signature sha256-"), "{error}");
+    assert!(w.tags().await.is_empty(), "no tag moved");
+    assert!(
+        !w.target_proxy
+            .seen()
+            .iter()
+            .any(|s| s.method == "PUT" && s.path.ends_with("/manifests/1.2.3")),
+        "no tag was written"
+    );
+    w.finish().await;
+}
+
+/// `hoist verify` against the target registry, with `key`.
+fn hoist_verify(w: &World, reference: &str, key: &std::path::Path) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("a folder");
+    let host = w.image().split('/').next().expect("host").to_owned();
+    HoistRun::new(
+        dir.path(),
+        &[
+            "verify",
+            reference,
+            "--key",
+            key.to_str().expect("a UTF-8 path"),
+            "--insecure-registry",
+            &host,
+        ],
+    )
+    .output()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hoist_verify_passes_a_published_image_and_fails_a_repointed_tag_or_the_wrong_key() {
+    let keys = KeyPair::generate();
+    let w = signing_world(&keys).await;
+    w.report_both(COMMIT_A, TAG_REF).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    let index = w.index_of(COMMIT_A).await;
+
+    let good = hoist_verify(&w, &format!("{}:1.2.3", w.image()), &keys.public());
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for expected in [
+        index.as_str(),
+        "release v1.2.3",
+        COMMIT_A,
+        "linux/amd64",
+        "linux/arm64",
+        "run ",
+    ] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+
+    let other = KeyPair::generate();
+    let wrong = hoist_verify(&w, &format!("{}@{index}", w.image()), &other.public());
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("does not verify with the given key"),
+        "{stderr}"
+    );
+
+    // Someone with a registry token points 1.2.3 at another image.
+    let amd64 = &w.builds[COMMIT_A].amd64;
+    hoist_tests::image::skopeo(&[
+        "copy".into(),
+        "--src-tls-verify=false".into(),
+        "--dest-tls-verify=false".into(),
+        format!("docker://{}@{amd64}", w.image()),
+        format!("docker://{}:1.2.3", w.image()),
+    ]);
+    let repointed = hoist_verify(&w, &format!("{}:1.2.3", w.image()), &keys.public());
+    assert_eq!(repointed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&repointed.stderr);
+    assert!(
+        stderr.contains(&format!("{}@{amd64} is not signed", w.image())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_signing_key_is_named_by_config_check_and_refuses_to_serve() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let rsa = dir.path().join("rsa.pem");
+    let made = std::process::Command::new(hoist_tests::require_tool("openssl", "openssl"))
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&rsa)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let config = dir.path().join("hoist.toml");
+    std::fs::write(
+        &config,
+        format!("[signing]\nkey_file = {:?}\n", rsa.display().to_string()),
+    )
+    .expect("write the config");
+    let config = config.to_str().expect("a UTF-8 path");
+    let check = HoistRun::new(dir.path(), &["config", "check", config]).output();
+    assert_eq!(check.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("signing.key_file: not an ECDSA P-256 PKCS#8 key"),
+        "{stderr}"
+    );
+    let serve = HoistRun::new(dir.path(), &["--config", config, "serve"]).output();
+    assert!(!serve.status.success());
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(stderr.contains("signing.key_file"), "{stderr}");
 }

@@ -16,6 +16,7 @@ mod metrics;
 pub mod oidc;
 mod openapi;
 mod publications;
+mod signing;
 mod webhook;
 
 use std::sync::Arc;
@@ -169,6 +170,7 @@ pub fn router(state: AppState, options: HttpOptions) -> Router {
         .route("/v1/tags/{tag}", axum::routing::put(ledger::force_tag))
         .route("/v1/tag-events", get(ledger::list_tag_events))
         .route("/v1/digests/{digest}", get(ledger::tags_at_digest))
+        .route("/v1/signing/keys", get(signing::signing_keys))
         .route("/v1/publications", get(publications::list_publications))
         .route("/v1/publications/{id}", get(publications::show_publication))
         .route(

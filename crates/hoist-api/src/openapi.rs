@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{builds, health, ledger, metrics, publications, webhook};
+use crate::{builds, health, ledger, metrics, publications, signing, webhook};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use crate::{builds, health, ledger, metrics, publications, webhook};
         publications::list_publications,
         publications::show_publication,
         publications::retry_publication,
+        signing::signing_keys,
     ),
     modifiers(&Security)
 )]

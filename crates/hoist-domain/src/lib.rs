@@ -19,6 +19,7 @@ pub mod platform;
 #[cfg(test)]
 mod proptests;
 pub mod repo;
+pub mod signing;
 mod source;
 pub mod state;
 pub mod tags;

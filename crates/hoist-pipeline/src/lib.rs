@@ -16,6 +16,8 @@ mod dispatch;
 mod error;
 mod github;
 mod publish;
+mod sign;
+pub mod signature;
 mod sources;
 mod tags;
 mod worker;

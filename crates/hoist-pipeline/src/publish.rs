@@ -192,20 +192,6 @@ impl Pipeline {
         // Builds may be replaced until the publication runs, and not after: what is read
         // now is what it publishes.
         let sources = self.sources(repo, publication.commit.as_str()).await?;
-        // Checked again here, not only at ingress: the config may have changed since, and
-        // hoist's credential reads only what the repository allows.
-        if let Some(outside) = sources
-            .iter()
-            .find(|s| !repo.sources.iter().any(|p| p.matches(&s.image)))
-        {
-            let allowed: Vec<String> = repo.sources.iter().map(ToString::to_string).collect();
-            return Err(refused(format!(
-                "{} is not in a source this repository allows ({}); see [[repository]] sources",
-                outside.image,
-                allowed.join(", ")
-            )));
-        }
-
         // 2. Copy every platform image into the target repository, by digest.
         *step = Step::Copy;
         let started = self.begin_step(id, *step).await?;
@@ -302,6 +288,22 @@ impl Pipeline {
         let (index, index_digest) = self
             .put_index(repo, publication, &children, version_tag)
             .await?;
+        // Signed and attested before any tag can name it.
+        if let Some(signing) = &self.config.signing {
+            let digest = parse("index digest", &index_digest)?;
+            let facts = crate::sign::Facts {
+                repo,
+                publication,
+                release: release.as_ref(),
+                index: &digest,
+                platforms: &platforms,
+                sources: &sources,
+            };
+            let (signature, attestation) = self.sign_index(signing, &facts).await?;
+            self.store
+                .record_signing(id, signature.as_str(), attestation.as_str())
+                .await?;
+        }
         if !self
             .store
             .reach_step(id, Step::Tags, Some(&index_digest))

@@ -106,6 +106,17 @@ impl Pipeline {
                 continue;
             }
             let image: ImageRef = parse("build image", &build.image)?;
+            // Checked again here, before anything is read, not only at ingress: the config
+            // may have changed since, and hoist's credential reads only what the
+            // repository allows.
+            if !repo.sources.iter().any(|p| p.matches(&image)) {
+                let allowed: Vec<String> = repo.sources.iter().map(ToString::to_string).collect();
+                return Err(refused(format!(
+                    "{image} is not in a source this repository allows ({}); see \
+                     [[repository]] sources",
+                    allowed.join(", ")
+                )));
+            }
             let from = RegistryRepo::of(&image);
             let manifest = self
                 .registry

@@ -129,6 +129,27 @@ impl Client {
         .await
     }
 
+    /// Pushes a small blob hoist made itself (a signature payload, a config): nothing if
+    /// the repository has it. Returns its digest.
+    pub async fn push_blob(&self, target: &Repository, bytes: Bytes) -> Result<Digest> {
+        let digest = crate::manifest::sha256_digest(&bytes);
+        if self.blob_size(target, &digest).await?.is_some() {
+            return Ok(digest);
+        }
+        let size = bytes.len() as u64;
+        let open = || {
+            let chunk = bytes.clone();
+            async move {
+                let stream: ByteStream =
+                    Box::pin(futures_util::stream::once(async move { Ok(chunk) }));
+                Ok(stream)
+            }
+        };
+        self.upload(target, &digest, size, None, open, "hoist")
+            .await?;
+        Ok(digest)
+    }
+
     /// One slot of each registry's transfer limit, taken in host order so two copies in
     /// opposite directions cannot wait on each other.
     async fn transfer_slots(

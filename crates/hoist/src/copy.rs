@@ -76,7 +76,9 @@ pub async fn run(config: Option<&Path>, args: CopyArgs) -> anyhow::Result<()> {
 
 /// The `[[registry]]` entries of the config, when one is given. Only the registry entries
 /// are validated here: `hoist copy` needs no database, webhook secret or API token.
-fn configured_registries(config: Option<&Path>) -> anyhow::Result<Vec<RegistrySettings>> {
+pub(crate) fn configured_registries(
+    config: Option<&Path>,
+) -> anyhow::Result<Vec<RegistrySettings>> {
     let Some(path) = config else {
         return Ok(Vec::new());
     };
@@ -95,7 +97,10 @@ fn configured_registries(config: Option<&Path>) -> anyhow::Result<Vec<RegistrySe
     }
 }
 
-fn entry_for<'a>(settings: &'a mut Vec<RegistrySettings>, host: &str) -> &'a mut RegistrySettings {
+pub(crate) fn entry_for<'a>(
+    settings: &'a mut Vec<RegistrySettings>,
+    host: &str,
+) -> &'a mut RegistrySettings {
     let index = match settings
         .iter()
         .position(|s| s.host.eq_ignore_ascii_case(host))

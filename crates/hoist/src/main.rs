@@ -7,6 +7,7 @@ mod healthcheck;
 mod logging;
 mod plan;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,23 @@ enum Command {
         #[arg(long = "token-host", value_name = "REGISTRY=HOST")]
         token_host: Vec<String>,
     },
+    /// Check hoist's signature and publication attestation of an image (the index a tag or
+    /// digest names) and print where it came from: release, commit, platforms, CI runs.
+    /// Exit 1, saying why, when either is missing or does not verify with the key.
+    Verify {
+        /// host[:port]/path[:tag|@sha256:...]; without either, the tag `latest`.
+        image: String,
+        /// The public key(s), PEM, as `GET /v1/signing/keys` serves them.
+        #[arg(long, value_name = "PUB.pem")]
+        key: PathBuf,
+        /// Registry credentials, USER:PASS (else the config's [[registry]] entry, else
+        /// anonymous).
+        #[arg(long, env = "HOIST_CREDS", hide_env_values = true)]
+        creds: Option<String>,
+        /// Use plain http for this registry host (repeatable; local registries only).
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure_registry: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +166,35 @@ fn main() -> ExitCode {
             };
             run_async(copy::run(cli.config.as_deref(), args))
         }
+        Command::Verify {
+            image,
+            key,
+            creds,
+            insecure_registry,
+        } => {
+            logging::init(cli.log_format);
+            let args = verify::VerifyArgs {
+                image,
+                key,
+                credentials: creds,
+                insecure_registries: insecure_registry,
+            };
+            // The verdict is the output: one line on stdout, or the reason on stderr.
+            match block_on(verify::run(cli.config.as_deref(), args)) {
+                Some(Ok(line)) => {
+                    #[expect(clippy::print_stdout, reason = "the command's output")]
+                    {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Some(Err(e)) => {
+                    eprintln!("hoist verify: {e:#}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::FAILURE,
+            }
+        }
         Command::Backup { path } => {
             logging::init(cli.log_format);
             run_async(backup::backup(cli.config, &path))
@@ -159,18 +206,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_async(task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// Runs `task` to its end on a new runtime; `None` (said on stderr) when none starts.
+fn block_on<T>(task: impl Future<Output = anyhow::Result<T>>) -> Option<anyhow::Result<T>> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Some(runtime.block_on(task)),
         Err(e) => {
             eprintln!("hoist: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+fn run_async(task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let Some(outcome) = block_on(task) else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(task) {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The one place a fatal error is logged, with its whole chain.

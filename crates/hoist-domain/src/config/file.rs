@@ -17,6 +17,22 @@ pub struct ConfigFile {
     pub retention: RetentionSection,
     pub registry: Vec<RegistryEntry>,
     pub repository: Vec<RepositoryEntry>,
+    /// Present: hoist signs and attests every index it publishes.
+    pub signing: Option<SigningSection>,
+}
+
+/// The key hoist signs every published index with (cosign's key-signature layout) and
+/// attests it with (a DSSE in-toto publication statement).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSection {
+    /// Environment variable holding the key: ECDSA P-256, unencrypted PKCS#8 PEM.
+    pub key_env: Option<String>,
+    /// File holding it (set this or `key_env`).
+    pub key_file: Option<String>,
+    /// Files of earlier public keys (PEM), still served on `GET /v1/signing/keys` while
+    /// consumers move to the new key. Default: none.
+    pub previous_public_keys: Vec<String>,
 }
 
 /// How long records of what happened are kept. The ledger is kept forever.

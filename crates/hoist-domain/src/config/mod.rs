@@ -17,11 +17,11 @@ mod tests;
 pub use entries::default_token_hosts;
 pub use file::{
     ApiTokenEntry, CiTokenEntry, ConfigFile, DatabaseSection, GithubSection, PublishSection,
-    RegistryEntry, RepositoryEntry, RetentionSection, ServerSection,
+    RegistryEntry, RepositoryEntry, RetentionSection, ServerSection, SigningSection,
 };
 pub use resolved::{
     ApiToken, CiToken, Config, Credentials, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi,
-    Oidc, Publish, Registry, Repository, Role, Server,
+    Oidc, Publish, Registry, Repository, Role, Server, Signing,
 };
 pub use validate::{Problem, Problems, ProcessEnv, SecretSource, UncheckedSecrets};
 

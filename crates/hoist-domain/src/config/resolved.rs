@@ -22,6 +22,24 @@ pub struct Config {
     pub retention: Duration,
     pub registries: Vec<Registry>,
     pub repositories: Vec<Repository>,
+    /// With `[signing]`: the key that signs, and the public keys served.
+    pub signing: Option<Signing>,
+}
+
+/// hoist's signing key and the earlier public keys it still serves.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub key: std::sync::Arc<crate::signing::SigningKey>,
+    pub previous: Vec<crate::signing::PublicKey>,
+}
+
+impl Signing {
+    /// Every public key to serve: the signing key's first.
+    pub fn public_keys(&self) -> Vec<&crate::signing::PublicKey> {
+        std::iter::once(self.key.public())
+            .chain(self.previous.iter())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]

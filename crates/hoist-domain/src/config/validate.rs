@@ -11,8 +11,9 @@ use super::entries::{registry, repository};
 use super::file::ConfigFile;
 use super::resolved::{
     ApiToken, CiToken, Config, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi, Oidc, Publish,
-    Registry, Repository, Role, Server,
+    Registry, Repository, Role, Server, Signing,
 };
+use crate::signing::{PublicKey, SigningKey};
 use crate::{ImageRef, RepoPattern};
 
 /// Bearer tokens shorter than this are refused: they would be guessable.
@@ -25,6 +26,12 @@ pub trait SecretSource {
 
     fn read_file(&self, path: &Path) -> std::io::Result<String> {
         std::fs::read_to_string(path)
+    }
+
+    /// False for a stand-in that returns no real secrets: what needs a real one (parsing
+    /// the signing key) is skipped.
+    fn reads_secrets(&self) -> bool {
+        true
     }
 }
 
@@ -303,6 +310,8 @@ impl ConfigFile {
                 }),
         );
 
+        let signing = self.signing(&mut c, source);
+
         if !c.0.is_empty() {
             return Err(Problems(c.0));
         }
@@ -338,6 +347,49 @@ impl ConfigFile {
                 .into_iter()
                 .map(|r| r.expect(complete))
                 .collect(),
+            signing,
+        })
+    }
+
+    /// `[signing]`: the key must be an ECDSA P-256 PKCS#8 key, each earlier public key a
+    /// P-256 public key. Not read with a stand-in secret source (`--no-secrets`).
+    fn signing(&self, c: &mut Collector, source: &dyn SecretSource) -> Option<Signing> {
+        let section = self.signing.as_ref()?;
+        if !source.reads_secrets() {
+            return None;
+        }
+        let key = c
+            .secret(
+                source,
+                "signing",
+                "key",
+                section.key_env.as_deref(),
+                section.key_file.as_deref(),
+            )
+            .and_then(|pem| {
+                let at = if section.key_env.is_some() {
+                    "signing.key_env"
+                } else {
+                    "signing.key_file"
+                };
+                SigningKey::from_pem(pem.expose_secret())
+                    .map_err(|e| c.push(at, e.to_string()))
+                    .ok()
+            });
+        let mut previous = Vec::new();
+        for (i, path) in section.previous_public_keys.iter().enumerate() {
+            let at = format!("signing.previous_public_keys[{i}]");
+            match source.read_file(Path::new(path)) {
+                Ok(text) => match PublicKey::from_pem(&text) {
+                    Ok(key) => previous.push(key),
+                    Err(e) => c.push(at, format!("{path:?}: {e}")),
+                },
+                Err(e) => c.push(at, format!("cannot read {path:?}: {e}")),
+            }
+        }
+        Some(Signing {
+            key: std::sync::Arc::new(key?),
+            previous,
         })
     }
 
@@ -650,5 +702,9 @@ impl SecretSource for UncheckedSecrets {
 
     fn read_file(&self, path: &Path) -> std::io::Result<String> {
         Ok(format!("unchecked secret from {}", path.display()))
+    }
+
+    fn reads_secrets(&self) -> bool {
+        false
     }
 }
