@@ -383,9 +383,47 @@ sources = ["{staging_host}/ci/app"]
     /// and returns it as CI would report it, `host/ci/app@digest`.
     pub fn stage(&self, layout: &mut Layout, manifest: &crate::image::Written) -> String {
         let tag = format!("staged-{}", &manifest.digest[7..19]);
-        layout.tag(&tag, manifest);
-        layout.push(&tag, &format!("{}/ci/app:{tag}", self.staging_host), None);
+        self.stage_as(layout, manifest, &tag)
+    }
+
+    /// The same, under `tag` in CI's repository.
+    pub fn stage_as(
+        &self,
+        layout: &mut Layout,
+        manifest: &crate::image::Written,
+        tag: &str,
+    ) -> String {
+        layout.tag(tag, manifest);
+        layout.push(tag, &format!("{}/ci/app:{tag}", self.staging_host), None);
         format!("{}/ci/app@{}", self.staging_host, manifest.digest)
+    }
+
+    /// Pushes `manifest` from `layout` to CI's repository under `reference` with plain
+    /// distribution API calls (for manifests skopeo 1.9 will not copy as they are, such as
+    /// referrers indexes of OCI artifacts).
+    pub async fn stage_raw(
+        &self,
+        layout: &Layout,
+        manifest: &crate::image::Written,
+        reference: &str,
+    ) {
+        put_raw(
+            &format!("{}/ci/app", self.staging_host),
+            layout,
+            manifest,
+            reference,
+        )
+        .await;
+    }
+
+    /// The same to the target image, as someone else writing to the target would.
+    pub async fn push_raw_to_target(
+        &self,
+        layout: &Layout,
+        manifest: &crate::image::Written,
+        reference: &str,
+    ) {
+        put_raw(&self.image(), layout, manifest, reference).await;
     }
 
     /// CI reports `image` for `commit` at `git_ref` under an OIDC token, for `platform`
@@ -664,6 +702,75 @@ sources = ["{staging_host}/ci/app"]
             );
         }
     }
+}
+
+/// PUTs `manifest` under `reference` in `repository` (`host/path`), after every blob and
+/// child manifest it names (read from `layout`).
+fn put_raw<'a>(
+    repository: &'a str,
+    layout: &'a Layout,
+    manifest: &'a crate::image::Written,
+    reference: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let http = reqwest::Client::new();
+        let (host, path) = repository.split_once('/').expect("host/path");
+        let bytes = manifest.bytes_if_manifest.clone().expect("a manifest");
+        let json: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
+        let blobs = json["config"].as_object().into_iter().chain(
+            json["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object),
+        );
+        for blob in blobs {
+            let digest = blob["digest"].as_str().expect("a digest");
+            let data = std::fs::read(layout.blob_path(digest)).expect("the blob");
+            let started = http
+                .post(format!("http://{host}/v2/{path}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("start an upload");
+            assert_eq!(started.status(), 202, "upload session");
+            let location = started.headers()["location"]
+                .to_str()
+                .expect("Location")
+                .to_owned();
+            let location = if location.starts_with("http") {
+                location
+            } else {
+                format!("http://{host}{location}")
+            };
+            let separator = if location.contains('?') { '&' } else { '?' };
+            let put = http
+                .put(format!("{location}{separator}digest={digest}"))
+                .body(data)
+                .send()
+                .await
+                .expect("upload the blob");
+            assert_eq!(put.status(), 201, "blob {digest}");
+        }
+        for child in json["manifests"].as_array().into_iter().flatten() {
+            let digest = child["digest"].as_str().expect("a digest").to_owned();
+            let child_bytes = std::fs::read(layout.blob_path(&digest)).expect("the child");
+            let written = crate::image::Written {
+                digest: digest.clone(),
+                size: child_bytes.len() as u64,
+                media_type: child["mediaType"].as_str().unwrap_or_default().to_owned(),
+                bytes_if_manifest: Some(child_bytes),
+            };
+            put_raw(repository, layout, &written, &digest).await;
+        }
+        let put = http
+            .put(format!("http://{host}/v2/{path}/manifests/{reference}"))
+            .header("content-type", &manifest.media_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("put the manifest");
+        assert_eq!(put.status(), 201, "manifest {reference}");
+    })
 }
 
 /// The staging and target registries (the target behind a proxy), and CI's images of the

@@ -167,6 +167,44 @@ impl Layout {
         self.manifest("application/vnd.oci.image.index.v1+json", &index)
     }
 
+    /// An SPDX SBOM artifact whose `subject` is `image` (what `oras attach` or `cosign
+    /// attach sbom` push), and the referrers index listing it as the spec's fallback tag
+    /// holds it.
+    pub fn sbom_referrer(&self, image: &Written, seed: u64) -> (Written, Written) {
+        let sbom = serde_json::json!({
+            "spdxVersion": "SPDX-2.3",
+            "name": format!("sbom-{seed}"),
+            "packages": [{"name": "busybox", "versionInfo": "1.36.1"}],
+        });
+        let layer = self.blob(
+            "application/spdx+json",
+            &serde_json::to_vec(&sbom).expect("SBOM JSON"),
+        );
+        let empty = self.blob("application/vnd.oci.empty.v1+json", b"{}");
+        let annotations =
+            serde_json::json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/spdx+json",
+            "config": descriptor(&empty),
+            "layers": [descriptor(&layer)],
+            "subject": descriptor(image),
+            "annotations": annotations,
+        });
+        let referrer = self.manifest("application/vnd.oci.image.manifest.v1+json", &manifest);
+        let mut listed = descriptor(&referrer);
+        listed["artifactType"] = "application/spdx+json".into();
+        listed["annotations"] = annotations;
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [listed],
+        });
+        let index = self.manifest("application/vnd.oci.image.index.v1+json", &index);
+        (referrer, index)
+    }
+
     /// An attestation manifest about `image` in BuildKit's `mode`.
     pub fn attestation(&self, image: &Written, mode: Attestations) -> Written {
         let hex = image.digest.trim_start_matches("sha256:");

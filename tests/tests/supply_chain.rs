@@ -119,6 +119,18 @@ async fn publish_per_platform_reports(mode: Attestations) {
         serde_json::json!(["https://slsa.dev/provenance/v0.2"])
     );
     assert_eq!(platforms[1]["platform"], "linux/arm64");
+    // An OCI-artifact attestation names its manifest as subject: the target, which has no
+    // referrers API, lists it in the manifest's fallback tag too.
+    let hex = builds.amd64.digest.trim_start_matches("sha256:");
+    let fallback = format!("{}:sha256-{hex}", w.image());
+    if mode == Attestations::Artifact {
+        let listing = json(&raw_manifest(&fallback, None));
+        assert_eq!(listing["manifests"][0]["digest"], amd64_attestation);
+        assert_eq!(
+            listing["manifests"][0]["artifactType"],
+            "application/vnd.docker.attestation.manifest.v1+json"
+        );
+    }
     w.finish().await;
 }
 
@@ -574,4 +586,64 @@ fn a_bad_signing_key_is_named_by_config_check_and_refuses_to_serve() {
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert!(stderr.contains("signing.key_file"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn referrers_of_the_platform_manifests_are_copied_and_listed_in_the_target_fallback_tag() {
+    let w = World::new().await;
+    let mut layout = Layout::new();
+    let amd64 = layout.image("linux", "amd64", &[noise(4096, 201)]);
+    let arm64 = layout.image("linux", "arm64", &[noise(4096, 202)]);
+    let fallback =
+        |image: &Written| format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    // CI attached an SBOM to amd64; its registry has no referrers API, so the writer
+    // keeps the fallback tag.
+    let (sbom, ci_listing) = layout.sbom_referrer(&amd64, 1);
+    w.stage_raw(&layout, &amd64, &amd64.digest).await;
+    w.stage_raw(&layout, &ci_listing, &fallback(&amd64)).await;
+    // The target already lists another referrer of amd64, written by someone else.
+    let (other, target_listing) = layout.sbom_referrer(&amd64, 2);
+    w.push_raw_to_target(&layout, &amd64, &amd64.digest).await;
+    w.push_raw_to_target(&layout, &target_listing, &fallback(&amd64))
+        .await;
+    let amd64_image = w.stage(&mut layout, &amd64);
+    let arm64_image = w.stage(&mut layout, &arm64);
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    for (platform, image) in [("linux/amd64", &amd64_image), ("linux/arm64", &arm64_image)] {
+        let reply = w
+            .report_image(COMMIT_A, TAG_REF, Some(platform), image)
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+    }
+    w.run_jobs().await;
+    assert_eq!(w.publications().await[0]["state"], "succeeded");
+
+    let copied = raw_manifest(&format!("{}@{}", w.image(), sbom.digest), None);
+    assert_eq!(
+        Some(&copied),
+        sbom.bytes_if_manifest.as_ref(),
+        "the SBOM, byte for byte"
+    );
+    let listing = json(&raw_manifest(
+        &format!("{}:{}", w.image(), fallback(&amd64)),
+        None,
+    ));
+    let listed: Vec<&str> = listing["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|d| d["digest"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        [other.digest.as_str(), sbom.digest.as_str()],
+        "kept and added"
+    );
+    assert_eq!(listing["manifests"][1], listed_in(&ci_listing));
+    w.finish().await;
+}
+
+/// The one descriptor a referrers index lists.
+fn listed_in(index: &Written) -> Value {
+    listed(index)[0].clone()
 }

@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod github;
 mod publish;
+mod referrers;
 mod sign;
 pub mod signature;
 mod sources;

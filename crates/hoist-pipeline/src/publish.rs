@@ -215,6 +215,7 @@ impl Pipeline {
                 self.copy_counted(&from, &destination, "its attestation")
                     .await?;
             }
+            self.carry_referrers(repo, source).await?;
         }
         self.end_step(id, *step, started).await?;
 

@@ -18,6 +18,7 @@ mod copy;
 mod error;
 mod index;
 mod manifest;
+mod referrers;
 mod retry;
 mod verify;
 
@@ -32,5 +33,6 @@ pub use manifest::{
     MANIFEST_ACCEPT, Manifest, ManifestHead, OCI_INDEX, OCI_MANIFEST, REFERENCE_DIGEST,
     REFERENCE_TYPE, sha256_digest,
 };
+pub use referrers::{Referrers, fallback_tag, referrer_descriptor};
 pub use retry::{parse_go_duration, parse_retry_after_header, parse_retry_after_text};
 pub use verify::ByteStream;
