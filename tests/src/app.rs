@@ -711,7 +711,7 @@ fn put_raw<'a>(
     layout: &'a Layout,
     manifest: &'a crate::image::Written,
     reference: &'a str,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
         let http = reqwest::Client::new();
         let (host, path) = repository.split_once('/').expect("host/path");
