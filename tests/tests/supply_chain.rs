@@ -163,6 +163,71 @@ async fn one_attested_index_per_ci_job_reported_without_platform_counts_for_each
     assert_published_intact(&w, &builds);
     let platforms = shown_platforms(&w).await;
     assert_eq!(platforms[1]["image"], arm64.as_str());
+
+    // Another index for the published commit would change what a re-run publishes.
+    let both = builds.layout.attested_multi(
+        &[
+            (&builds.amd64, "linux", "amd64"),
+            (&builds.arm64, "linux", "arm64"),
+        ],
+        Attestations::Legacy,
+    );
+    let late = w.stage(&mut builds.layout, &both);
+    let reply = w.report_image(COMMIT_A, TAG_REF, None, &late).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already published")),
+        "{}",
+        reply.body
+    );
+    let id = w.publications().await[0]["id"].as_i64().expect("an id");
+    let shown = w.get(&format!("/v1/publications/{id}")).await;
+    assert_eq!(
+        shown["builds"].as_array().map(Vec::len),
+        Some(2),
+        "nothing recorded"
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_index_report_does_not_hold_up_platforms_reported_one_by_one() {
+    let w = World::new().await;
+    let mut builds = attested_builds(Attestations::Legacy);
+    // First, an index whose attestation names a manifest it does not hold.
+    let mut index = json(
+        builds
+            .amd64_index
+            .bytes_if_manifest
+            .as_ref()
+            .expect("bytes"),
+    );
+    index["manifests"][1]["annotations"]["vnd.docker.reference.digest"] =
+        builds.arm64.digest.as_str().into();
+    let broken = builds.layout.write_manifest(&index);
+    let broken = w.stage(&mut builds.layout, &broken);
+    let reply = w.report_image(COMMIT_A, TAG_REF, None, &broken).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    // Then every platform on its own.
+    let amd64 = w.stage(&mut builds.layout, &builds.amd64_index);
+    let arm64 = w.stage(&mut builds.layout, &builds.arm64_index);
+    for (platform, image) in [("linux/amd64", &amd64), ("linux/arm64", &arm64)] {
+        let reply = w
+            .report_image(COMMIT_A, TAG_REF, Some(platform), image)
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+    }
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())],
+        "{:#}",
+        w.publications().await[0]
+    );
+    assert_published_intact(&w, &builds);
     w.finish().await;
 }
 

@@ -1,6 +1,8 @@
 //! Times whole publications through a running hoist, from the last event (the release
 //! webhook) to every tag visible in the ledger:
-//! (mount) two platforms CI pushed into the same registry, so every blob is mounted;
+//! (mount) two platforms CI pushed into the same registry, so every blob is mounted, by a
+//! hoist without `[signing]` and one with it, run by run in turn, so the signature and
+//! attestation's cost is read from one noisy machine at one time;
 //! (copy) two platforms of one 200 MiB layer each, from a staging registry to another,
 //! beside `hoist copy` of the same two images as an index to a new repository.
 //! Each run publishes new content, or into a new repository, so nothing is already there.
@@ -162,10 +164,66 @@ fn release_and_wait(
     }
 }
 
+/// One mount-only publication of fresh images (seeded by `seed`) by `hoist` from CI's
+/// `host/ci/app` to `host/{path}`, reported for `github`; its time from release to tags.
+fn mount_run(
+    hoist: &Hoist,
+    host: &str,
+    github: &str,
+    path: &str,
+    run: usize,
+    seed: u64,
+) -> Duration {
+    let mut layout = Layout::new();
+    let amd64 = layout.image("linux", "amd64", &[noise(1 << 20, seed)]);
+    let arm64 = layout.image("linux", "arm64", &[noise(1 << 20, seed + 1)]);
+    layout.tag("amd64", &amd64);
+    layout.tag("arm64", &arm64);
+    layout.push("amd64", &format!("{host}/ci/app:{seed}-amd64"), None);
+    layout.push("arm64", &format!("{host}/ci/app:{seed}-arm64"), None);
+    let sha = commit(run + 1);
+    let tag = format!("v1.0.{run}");
+    for (platform, image) in [("linux/amd64", &amd64), ("linux/arm64", &arm64)] {
+        let reported = format!("{host}/ci/app@{}", image.digest);
+        report(hoist, github, &sha, &tag, platform, &reported);
+    }
+    let expected = vec![format!("1.0.{run}"), format!("sha-{}", &sha[..7])];
+    release_and_wait(
+        hoist,
+        github,
+        run as u64 + 1,
+        &tag,
+        &format!("{host}/{path}"),
+        &expected,
+    )
+}
+
+/// Whether `hoist`'s newest publication of `image` recorded a signature.
+fn last_publication_signed(hoist: &Hoist, image: &str) -> bool {
+    let client = http();
+    let listed: Value = client
+        .get(hoist.url(&format!("/v1/publications?image={image}&limit=1")))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .expect("publications")
+        .json()
+        .expect("JSON");
+    let id = listed["items"][0]["id"].as_i64().expect("a publication");
+    let shown: Value = client
+        .get(hoist.url(&format!("/v1/publications/{id}")))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .expect("publication")
+        .json()
+        .expect("JSON");
+    shown["signature_digest"].is_string() && shown["attestation_digest"].is_string()
+}
+
 fn main() {
     let args = Args::parse();
 
-    // (mount): one registry; CI pushes to ci/app, hoist publishes to bench/final.
+    // (mount): one registry; CI pushes to ci/app, one hoist publishes to bench/final,
+    // another, signing, to bench/signed.
     let registry = Registry::start();
     let host = registry.host();
     let listen = format!("127.0.0.1:{}", free_port());
@@ -174,45 +232,44 @@ fn main() {
         std::slice::from_ref(&host),
         &[("bench/app".to_owned(), format!("{host}/bench/final"))],
     ));
-    let mut mount_times = Vec::new();
+    let keys = hoist_tests::KeyPair::generate();
+    let signed_listen = format!("127.0.0.1:{}", free_port());
+    let signing_hoist = start(&format!(
+        "{}[signing]\nkey_file = {:?}\n",
+        config(
+            &signed_listen,
+            std::slice::from_ref(&host),
+            &[("bench/signing".to_owned(), format!("{host}/bench/signed"))],
+        ),
+        keys.private().display().to_string()
+    ));
+    let (mut mount_times, mut signed_times) = (Vec::new(), Vec::new());
     for run in 0..args.mount_runs {
-        let mut layout = Layout::new();
-        let seed = 1000 + run as u64 * 2;
-        let amd64 = layout.image("linux", "amd64", &[noise(1 << 20, seed)]);
-        let arm64 = layout.image("linux", "arm64", &[noise(1 << 20, seed + 1)]);
-        layout.tag("amd64", &amd64);
-        layout.tag("arm64", &arm64);
-        layout.push("amd64", &format!("{host}/ci/app:run{run}-amd64"), None);
-        layout.push("arm64", &format!("{host}/ci/app:run{run}-arm64"), None);
-        let sha = commit(run + 1);
-        let tag = format!("v1.0.{run}");
-        report(
+        let seed = 1000 + run as u64 * 4;
+        mount_times.push(mount_run(
             &hoist,
+            &host,
             "bench/app",
-            &sha,
-            &tag,
-            "linux/amd64",
-            &format!("{host}/ci/app@{}", amd64.digest),
-        );
-        report(
-            &hoist,
-            "bench/app",
-            &sha,
-            &tag,
-            "linux/arm64",
-            &format!("{host}/ci/app@{}", arm64.digest),
-        );
-        let expected = vec![format!("1.0.{run}"), format!("sha-{}", &sha[..7])];
-        mount_times.push(release_and_wait(
-            &hoist,
-            "bench/app",
-            run as u64 + 1,
-            &tag,
-            &format!("{host}/bench/final"),
-            &expected,
+            "bench/final",
+            run,
+            seed,
+        ));
+        signed_times.push(mount_run(
+            &signing_hoist,
+            &host,
+            "bench/signing",
+            "bench/signed",
+            run,
+            seed + 2,
         ));
     }
+    assert!(
+        last_publication_signed(&signing_hoist, &format!("{host}/bench/signed")),
+        "the signing hoist signed nothing:\n{}",
+        signing_hoist.log()
+    );
     drop(hoist);
+    drop(signing_hoist);
 
     // (copy): staging -> target, a new target repository per run, beside hoist copy.
     let staging = Registry::start();
@@ -289,7 +346,17 @@ fn main() {
         );
     }
 
+    // Each signed run against the unsigned run just before it: the pairs share the
+    // machine's load of the moment.
+    let mut differences: Vec<f64> = signed_times
+        .iter()
+        .zip(&mount_times)
+        .map(|(s, m)| (s.as_secs_f64() - m.as_secs_f64()) * 1000.0)
+        .collect();
+    differences.sort_by(f64::total_cmp);
+    let signing_cost = differences[differences.len() / 2];
     let mount = median(mount_times);
+    let signed = median(signed_times);
     let publish = median(publish_times);
     let copy = median(copy_times);
     let ratio = publish.as_secs_f64() / copy.as_secs_f64();
@@ -299,6 +366,21 @@ fn main() {
         format!("(mount) last event -> tags, median of {}", args.mount_runs),
         format!("{} ms", mount.as_millis()),
         "< 500 ms"
+    );
+    println!(
+        "{:<52} {:>10} {:>14}",
+        format!(
+            "(mount, signed) the same with [signing], median of {}",
+            args.mount_runs
+        ),
+        format!("{} ms", signed.as_millis()),
+        ""
+    );
+    println!(
+        "{:<52} {:>10} {:>14}",
+        "(mount) signing adds (median of paired differences)",
+        format!("{signing_cost:.0} ms"),
+        "<= 20 ms"
     );
     println!(
         "{:<52} {:>10} {:>14}",

@@ -215,7 +215,6 @@ impl Pipeline {
                 self.copy_counted(&from, &destination, "its attestation")
                     .await?;
             }
-            self.carry_referrers(repo, source).await?;
         }
         self.end_step(id, *step, started).await?;
 
@@ -276,6 +275,10 @@ impl Pipeline {
             });
         }
         children.sort_by_key(|c| c.platform.short());
+        // Referrers once every platform checked out: a refused build lists nothing.
+        for source in &sources {
+            self.carry_referrers(repo, source).await?;
+        }
         self.store.record_platforms(id, &platforms).await?;
         self.end_step(id, *step, started).await?;
 
@@ -286,7 +289,7 @@ impl Pipeline {
             return Ok(());
         }
         let started = self.begin_step(id, *step).await?;
-        let (index, index_digest) = self
+        let (index, index_digest, shared) = self
             .put_index(repo, publication, &children, version_tag)
             .await?;
         // Signed and attested before any tag can name it.
@@ -300,7 +303,12 @@ impl Pipeline {
                 platforms: &platforms,
                 sources: &sources,
             };
-            let (signature, attestation) = self.sign_index(signing, &facts).await?;
+            // What may be there already: a signature this publication recorded (a re-run),
+            // or the release's, for the index a branch publication shares with it. Else
+            // nothing is: no need to look before signing.
+            let recorded = self.store.publication_contents(id).await?;
+            let look = shared || recorded.signature_digest.is_some();
+            let (signature, attestation) = self.sign_index(signing, &facts, look).await?;
             self.store
                 .record_signing(id, signature.as_str(), attestation.as_str())
                 .await?;
@@ -337,7 +345,7 @@ impl Pipeline {
         publication: &PublicationRow,
         children: &[IndexChild],
         version_tag: Option<&str>,
-    ) -> Result<(Manifest, String), PipelineError> {
+    ) -> Result<(Manifest, String, bool), PipelineError> {
         let target = RegistryRepo::of(&repo.image);
         let image = repo.image.name();
         if publication.release_id.is_none()
@@ -351,7 +359,7 @@ impl Pipeline {
                 .manifest(&target, &digest)
                 .await
                 .context(|| format!("reading the release index {digest}"))?;
-            return Ok((index, digest));
+            return Ok((index, digest, true));
         }
         let mut annotations = BTreeMap::new();
         annotations.insert(
@@ -380,7 +388,7 @@ impl Pipeline {
             .put_manifest(&target, &index_digest, &index)
             .await
             .context(|| format!("putting the index {index_digest}"))?;
-        Ok((index, index_digest))
+        Ok((index, index_digest, false))
     }
 
     /// Copies one image into the target by digest and counts what moved.

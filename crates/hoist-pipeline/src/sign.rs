@@ -1,8 +1,11 @@
 //! With `[signing]`: after the index is put and before any tag is written, hoist signs it
 //! (cosign key signature) and attests where it came from (DSSE in-toto publication
-//! statement). A signature or attestation already there that verifies for this index under
-//! the current key is kept, so a re-run writes nothing; a signing failure fails the
-//! publication in its index step, before a tag moves.
+//! statement). When something may be there already (a re-run of a publication that
+//! recorded a signature, or a branch publication sharing a release's index), a signature
+//! or attestation that verifies for this index under the current key is kept, so a re-run
+//! writes nothing and a release's statement is not replaced by a branch's; a signing
+//! failure fails the publication in its index step, before a tag moves. (A crash between
+//! pushing and recording signs once more: harmless, the tag names the newer one.)
 
 use hoist_domain::Digest;
 use hoist_domain::config::{Repository, Signing};
@@ -96,12 +99,13 @@ pub(crate) fn statement(facts: &Facts<'_>) -> Value {
 }
 
 impl Pipeline {
-    /// Signs and attests the index, or keeps what already verifies. Returns the digests of
-    /// the signature and attestation manifests.
+    /// Signs and attests the index or, when `look`ing, keeps what already verifies there.
+    /// Returns the digests of the signature and attestation manifests.
     pub(crate) async fn sign_index(
         &self,
         signing: &Signing,
         facts: &Facts<'_>,
+        look: bool,
     ) -> Result<(Digest, Digest), PipelineError> {
         let target = RegistryRepo::of(&facts.repo.image);
         let reference = facts.repo.image.name();
@@ -111,44 +115,55 @@ impl Pipeline {
         let failed = |what: &str, e: hoist_domain::signing::KeyError| {
             refused(format!("signing the index {index} ({what}): {e}"))
         };
+        let missing = || Err(VerifyError::Missing(String::new()));
         let kept = |found: Result<(Digest, Value), VerifyError>, tag: String| match found {
             Ok((digest, _)) => Ok(Some(digest)),
             Err(VerifyError::Registry(e)) => Err(e).context(|| format!("reading {tag}")),
             Err(VerifyError::Missing(_) | VerifyError::Invalid(_)) => Ok(None),
         };
 
-        let tag = signature::signature_tag(index);
-        let found =
-            signature::read_signature(&self.registry, &target, &reference, index, &keys).await;
-        let signature_digest = match kept(found, tag.clone())? {
-            Some(digest) => digest,
-            None => {
-                let mut optional = serde_json::Map::new();
-                if let Some(release) = facts.release {
-                    optional.insert("tag".into(), release.tag.clone().into());
+        // The signature and the attestation go up side by side.
+        let signed = async {
+            let tag = signature::signature_tag(index);
+            let found = match look {
+                true => {
+                    signature::read_signature(&self.registry, &target, &reference, index, &keys)
+                        .await
                 }
-                optional.insert("commit".into(), facts.publication.commit.as_str().into());
-                optional.insert("hoist".into(), HOIST_VERSION.into());
-                let made = signature::signature(key, &reference, index, &optional)
-                    .map_err(|e| failed("signature", e))?;
-                made.push(&self.registry, &target, &tag)
-                    .await
-                    .context(|| format!("pushing the signature {tag}"))?
+                false => missing(),
+            };
+            if let Some(digest) = kept(found, tag.clone())? {
+                return Ok(digest);
             }
-        };
-
-        let tag = signature::attestation_tag(index);
-        let found = signature::read_attestation(&self.registry, &target, index, &keys).await;
-        let attestation_digest = match kept(found, tag.clone())? {
-            Some(digest) => digest,
-            None => {
-                let made = signature::attestation(key, &statement(facts))
-                    .map_err(|e| failed("attestation", e))?;
-                made.push(&self.registry, &target, &tag)
-                    .await
-                    .context(|| format!("pushing the attestation {tag}"))?
+            let mut optional = serde_json::Map::new();
+            if let Some(release) = facts.release {
+                optional.insert("tag".into(), release.tag.clone().into());
             }
+            optional.insert("commit".into(), facts.publication.commit.as_str().into());
+            optional.insert("hoist".into(), HOIST_VERSION.into());
+            let made = signature::signature(key, &reference, index, &optional)
+                .map_err(|e| failed("signature", e))?;
+            made.push(&self.registry, &target, &tag)
+                .await
+                .context(|| format!("pushing the signature {tag}"))
         };
+        let attested = async {
+            let tag = signature::attestation_tag(index);
+            let found = match look {
+                true => signature::read_attestation(&self.registry, &target, index, &keys).await,
+                false => missing(),
+            };
+            if let Some(digest) = kept(found, tag.clone())? {
+                return Ok(digest);
+            }
+            let made = signature::attestation(key, &statement(facts))
+                .map_err(|e| failed("attestation", e))?;
+            made.push(&self.registry, &target, &tag)
+                .await
+                .context(|| format!("pushing the attestation {tag}"))
+        };
+        let (signature_digest, attestation_digest) =
+            futures_util::future::try_join(signed, attested).await?;
         tracing::info!(
             publication = facts.publication.id,
             %index,

@@ -29,7 +29,9 @@ pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub const PUBLICATION_PREDICATE: &str =
     "https://github.com/hoist-dev/hoist/blob/main/docs/supply-chain.md#publication-v1";
 /// The most bytes hoist reads of a signature payload or an attestation envelope.
-const LAYER_LIMIT: usize = 1 << 20;
+const LAYER_LIMIT: usize = 4 << 20;
+/// The most layers of a `.sig` or `.att` manifest hoist looks at.
+const MAX_LAYERS: usize = 16;
 
 /// Why an index's signature or attestation does not hold.
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +72,11 @@ impl Made {
         repository: &Repository,
         tag: &str,
     ) -> Result<Digest, hoist_registry::Error> {
-        for blob in &self.blobs {
-            client.push_blob(repository, blob.clone()).await?;
-        }
+        let blobs = self
+            .blobs
+            .iter()
+            .map(|blob| client.push_blob(repository, blob.clone()));
+        futures_util::future::try_join_all(blobs).await?;
         client.put_manifest(repository, tag, &self.manifest).await
     }
 }
@@ -150,13 +154,22 @@ async fn layers(
     repository: &Repository,
     tag: &str,
 ) -> Result<(Digest, Vec<Value>), VerifyError> {
-    if client.manifest_head(repository, tag).await?.is_none() {
-        return Err(VerifyError::Missing(format!("{repository} has no {tag}")));
-    }
-    let manifest = client.manifest(repository, tag).await?;
+    let manifest = match client.manifest(repository, tag).await {
+        Ok(manifest) => manifest,
+        Err(hoist_registry::Error::Status { status: 404, .. }) => {
+            return Err(VerifyError::Missing(format!("{repository} has no {tag}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let json: Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|e| VerifyError::Invalid(format!("{tag} is not valid JSON: {e}")))?;
-    let layers = json["layers"].as_array().cloned().unwrap_or_default();
+    let layers: Vec<Value> = json["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(MAX_LAYERS)
+        .cloned()
+        .collect();
     Ok((manifest.digest, layers))
 }
 
@@ -170,7 +183,14 @@ async fn layer_bytes(
         .as_str()
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| VerifyError::Invalid("a layer without a valid digest".to_owned()))?;
-    Ok(client.blob_bytes(repository, &digest, LAYER_LIMIT).await?)
+    match client.blob_bytes(repository, &digest, LAYER_LIMIT).await {
+        Ok(bytes) => Ok(bytes),
+        // Gone: that layer proves nothing, and hoist may write a signature over it.
+        Err(hoist_registry::Error::Status { status: 404, .. }) => Err(VerifyError::Invalid(
+            format!("layer {digest} is missing from {repository}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A signature of index `digest` that verifies under one of `keys`: the `.sig`

@@ -52,7 +52,28 @@ fn split_index(reported: &str, children: Vec<ChildRef>) -> Result<Vec<Attested>,
             .attests()
             .map_err(|e| refused(format!("{reported}: {e}")))?;
         match attests {
-            Some(subject) => attestations.push((subject, child)),
+            Some(subject) => {
+                // Listed for no platform, so no runtime picks it as an image.
+                let unknown = child
+                    .platform
+                    .as_ref()
+                    .is_none_or(|p| p.os == "unknown" && p.architecture == "unknown");
+                let manifest = child.media_type == hoist_registry::OCI_MANIFEST
+                    || child.media_type == hoist_registry::DOCKER_MANIFEST;
+                if !unknown || !manifest {
+                    return Err(refused(format!(
+                        "{reported} lists attestation manifest {} as {} for {}: an \
+                         attestation is an image manifest for unknown/unknown",
+                        child.digest,
+                        child.media_type,
+                        child
+                            .platform
+                            .as_ref()
+                            .map_or("no platform".to_owned(), IndexPlatform::short)
+                    )));
+                }
+                attestations.push((subject, child));
+            }
             None => platforms.push(Attested {
                 child,
                 attestations: Vec::new(),
@@ -101,8 +122,14 @@ impl Pipeline {
         let mut sources: Vec<Source> = Vec::new();
         let mut read = HashSet::new();
         for build in builds {
-            // An index reported twice (its platforms found already) is read once.
-            if !read.insert(build.digest.clone()) && build.platform.is_none() {
+            // An index reported twice is read once, and none once every platform has its
+            // build: an older index (gone from CI's registry since, say) cannot hold up a
+            // publication the newer reports make whole.
+            let complete = repo
+                .platforms
+                .iter()
+                .all(|p| sources.iter().any(|s| &s.platform == p));
+            if build.platform.is_none() && (complete || !read.insert(build.digest.clone())) {
                 continue;
             }
             let image: ImageRef = parse("build image", &build.image)?;
@@ -221,7 +248,10 @@ impl Pipeline {
             )));
         }
         #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Descriptor {
+            #[serde(default)]
+            media_type: String,
             digest: String,
             #[serde(default)]
             annotations: BTreeMap<String, String>,
@@ -242,19 +272,42 @@ impl Pipeline {
                 subject.digest
             )));
         }
+        // Only in-toto statements: nothing a runtime could unpack and run.
+        if let Some(layer) = parsed.layers.iter().find(|l| l.media_type != IN_TOTO_LAYER) {
+            return Err(refused(format!(
+                "attestation manifest {digest} of {of} has a {:?} layer; attestation layers \
+                 are {IN_TOTO_LAYER}",
+                layer.media_type
+            )));
+        }
+        let predicate_types: Vec<String> = parsed
+            .layers
+            .iter()
+            .filter_map(|l| l.annotations.get(PREDICATE_TYPE).cloned())
+            .collect();
+        if parsed.layers.len() > MAX_ATTESTATION_LAYERS
+            || predicate_types.iter().any(|t| t.len() > MAX_PREDICATE_TYPE)
+        {
+            return Err(refused(format!(
+                "attestation manifest {digest} of {of} has more than {MAX_ATTESTATION_LAYERS} \
+                 layers or a predicate type longer than {MAX_PREDICATE_TYPE} bytes"
+            )));
+        }
         Ok(PublishedAttestation {
             digest: digest.to_owned(),
-            predicate_types: parsed
-                .layers
-                .iter()
-                .filter_map(|l| l.annotations.get(PREDICATE_TYPE).cloned())
-                .collect(),
+            predicate_types,
         })
     }
 }
 
 /// The layer annotation naming an in-toto statement's predicate type.
 const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// The media type of every layer of an attestation manifest.
+const IN_TOTO_LAYER: &str = "application/vnd.in-toto+json";
+/// At most this many statements per attestation manifest, each predicate type at most this
+/// long: hoist's own attestation lists them and must stay small enough to read back.
+const MAX_ATTESTATION_LAYERS: usize = 16;
+const MAX_PREDICATE_TYPE: usize = 512;
 
 pub(crate) fn platform_of(p: &IndexPlatform) -> Option<Platform> {
     let text = match &p.variant {
@@ -333,6 +386,20 @@ mod tests {
             .to_string();
         assert!(error.contains("not a manifest of that index"), "{error}");
         assert!(error.contains(stranger.digest.as_str()), "{error}");
+
+        let mut runnable = attestation(6, &child(1, &[]));
+        runnable.platform = Some(IndexPlatform {
+            architecture: "arm".into(),
+            os: "linux".into(),
+            os_version: None,
+            os_features: None,
+            variant: Some("v7".into()),
+        });
+        let error = split_index("ci@x", vec![child(1, &[]), runnable])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("for linux/arm/v7"), "{error}");
 
         let no_digest = child(
             5,

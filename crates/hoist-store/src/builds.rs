@@ -228,25 +228,12 @@ impl Store {
                 BuildOutcome::Unchanged(existing)
             }
             Some(existing) => {
-                let (running, succeeded) = (
-                    PublicationState::Running.as_str(),
-                    PublicationState::Succeeded.as_str(),
-                );
-                let published = sqlx::query_scalar!(
-                    r#"SELECT count(*) AS "n!: i64" FROM publications
-                       WHERE repository = ? AND commit_sha = ? AND state IN (?, ?)"#,
-                    repository,
-                    commit,
-                    running,
-                    succeeded
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                if published > 0 && !provenance.is_signed() {
+                let published = commit_published(&mut tx, repository, commit).await?;
+                if published && !provenance.is_signed() {
                     tx.rollback().await?;
                     return Ok(BuildOutcome::AlreadyPublished { existing });
                 }
-                if published > 0 {
+                if published {
                     // The build is refused, but what GitHub signed about the run still
                     // holds: its tag or branch names this commit.
                     changed = false;
@@ -278,6 +265,24 @@ impl Store {
                         previous_digest: existing.digest.to_string(),
                     }
                 }
+            }
+            // A new index for a commit already (being) published would change what it
+            // publishes on a re-run: refused like a replacement.
+            None if platform.is_none() && commit_published(&mut tx, repository, commit).await? => {
+                let existing =
+                    first_build(&mut tx, repository, commit)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "commit {commit} is published without builds"
+                            ))
+                        })?;
+                if !provenance.is_signed() {
+                    tx.rollback().await?;
+                    return Ok(BuildOutcome::AlreadyPublished { existing });
+                }
+                changed = false;
+                BuildOutcome::AlreadyPublished { existing }
             }
             None => {
                 sqlx::query!(
@@ -412,6 +417,48 @@ impl Store {
         .await?;
         rows.into_iter().map(BuildRow::try_from).collect()
     }
+}
+
+/// Whether a publication of `commit` is running or succeeded: its builds are fixed.
+async fn commit_published(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    commit: &str,
+) -> Result<bool, StoreError> {
+    let (running, succeeded) = (
+        PublicationState::Running.as_str(),
+        PublicationState::Succeeded.as_str(),
+    );
+    let published = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!: i64" FROM publications
+           WHERE repository = ? AND commit_sha = ? AND state IN (?, ?)"#,
+        repository,
+        commit,
+        running,
+        succeeded
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(published > 0)
+}
+
+/// The first build recorded for `commit`.
+async fn first_build(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    commit: &str,
+) -> Result<Option<BuildRow>, StoreError> {
+    let row = sqlx::query_as!(
+        RawBuild,
+        r#"SELECT id AS "id!", repository, commit_sha AS "commit", git_ref, platform, image, digest,
+                  reported_by, ref_source, ci_identity, created_at, updated_at
+           FROM builds WHERE repository = ?1 AND commit_sha = ?2 ORDER BY id LIMIT 1"#,
+        repository,
+        commit
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(BuildRow::try_from).transpose()
 }
 
 /// The build a report would replace: the same platform of the commit or, for an index
