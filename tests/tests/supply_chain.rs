@@ -647,6 +647,23 @@ fn a_bad_signing_key_is_named_by_config_check_and_refuses_to_serve() {
         stderr.contains("signing.key_file: not an ECDSA P-256 PKCS#8 key"),
         "{stderr}"
     );
+    // An earlier public key that is not one is named too.
+    std::fs::write(
+        dir.path().join("hoist.toml"),
+        format!(
+            "[signing]\nkey_file = {:?}\nprevious_public_keys = [{:?}]\n",
+            rsa.display().to_string(),
+            rsa.display().to_string()
+        ),
+    )
+    .expect("write the config");
+    let check = HoistRun::new(dir.path(), &["config", "check", config]).output();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("signing.previous_public_keys[0]")
+            && stderr.contains("\"PRIVATE KEY\" block"),
+        "{stderr}"
+    );
     let serve = HoistRun::new(dir.path(), &["--config", config, "serve"]).output();
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
@@ -711,4 +728,38 @@ async fn referrers_of_the_platform_manifests_are_copied_and_listed_in_the_target
 /// The one descriptor a referrers index lists.
 fn listed_in(index: &Written) -> Value {
     listed(index)[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signing_keys_are_served_signing_key_first_then_those_kept_for_rotation() {
+    let (keys, old) = (KeyPair::generate(), KeyPair::generate());
+    let w = World::with_repository(&format!(
+        "[signing]\nkey_file = {:?}\nprevious_public_keys = [{:?}]\n",
+        keys.private().display().to_string(),
+        old.public().display().to_string()
+    ))
+    .await;
+    let reply = w
+        .send(
+            axum::http::Request::get("/v1/signing/keys")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body.as_str(),
+        Some(format!("{}{}", keys.public_pem(), old.public_pem()).as_str())
+    );
+
+    let unsigned = World::new().await;
+    let reply = unsigned
+        .send(
+            axum::http::Request::get("/v1/signing/keys")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.body["error"]["code"], "not_found");
 }

@@ -290,8 +290,18 @@ impl Pipeline {
         }
         let started = self.begin_step(id, *step).await?;
         let (index, index_digest, shared) = self
-            .put_index(repo, publication, &children, version_tag)
+            .index_for(repo, publication, &children, version_tag)
             .await?;
+        let target = RegistryRepo::of(&repo.image);
+        let put_index = async {
+            if !shared {
+                self.registry
+                    .put_manifest(&target, &index_digest, &index)
+                    .await
+                    .context(|| format!("putting the index {index_digest}"))?;
+            }
+            Ok(())
+        };
         // Signed and attested before any tag can name it.
         if let Some(signing) = &self.config.signing {
             let digest = parse("index digest", &index_digest)?;
@@ -308,10 +318,13 @@ impl Pipeline {
             // nothing is: no need to look before signing.
             let recorded = self.store.publication_contents(id).await?;
             let look = shared || recorded.signature_digest.is_some();
-            let (signature, attestation) = self.sign_index(signing, &facts, look).await?;
+            let (signature, attestation) =
+                self.sign_index(signing, &facts, look, put_index).await?;
             self.store
                 .record_signing(id, signature.as_str(), attestation.as_str())
                 .await?;
+        } else {
+            put_index.await?;
         }
         if !self
             .store
@@ -336,10 +349,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Puts the publication's index and returns it with its digest. A commit has one
-    /// index: a branch publication of a commit a release published shares that index, so
-    /// the tags both write (`sha-…`) never flip between two.
-    async fn put_index(
+    /// The publication's index (to put, unless it is `shared`), with its digest. A commit
+    /// has one index: a branch publication of a commit a release published shares that
+    /// index, so the tags both write (`sha-…`) never flip between two.
+    async fn index_for(
         &self,
         repo: &Repository,
         publication: &PublicationRow,
@@ -384,10 +397,6 @@ impl Pipeline {
         let index =
             assemble_index(children, &annotations).context(|| "assembling the index".to_owned())?;
         let index_digest = index.digest.to_string();
-        self.registry
-            .put_manifest(&target, &index_digest, &index)
-            .await
-            .context(|| format!("putting the index {index_digest}"))?;
         Ok((index, index_digest, false))
     }
 

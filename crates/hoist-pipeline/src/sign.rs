@@ -99,71 +99,109 @@ pub(crate) fn statement(facts: &Facts<'_>) -> Value {
 }
 
 impl Pipeline {
-    /// Signs and attests the index or, when `look`ing, keeps what already verifies there.
-    /// Returns the digests of the signature and attestation manifests.
+    /// Puts the index (`put_index`) and signs and attests it or, when `look`ing, keeps
+    /// what already verifies there. Returns the digests of the signature and attestation
+    /// manifests.
     pub(crate) async fn sign_index(
         &self,
         signing: &Signing,
         facts: &Facts<'_>,
         look: bool,
+        put_index: impl Future<Output = Result<(), PipelineError>>,
     ) -> Result<(Digest, Digest), PipelineError> {
         let target = RegistryRepo::of(&facts.repo.image);
         let reference = facts.repo.image.name();
         let key = &signing.key;
-        let keys = [key.public()];
         let index = facts.index;
         let failed = |what: &str, e: hoist_domain::signing::KeyError| {
             refused(format!("signing the index {index} ({what}): {e}"))
         };
-        let missing = || Err(VerifyError::Missing(String::new()));
-        let kept = |found: Result<(Digest, Value), VerifyError>, tag: String| match found {
-            Ok((digest, _)) => Ok(Some(digest)),
-            Err(VerifyError::Registry(e)) => Err(e).context(|| format!("reading {tag}")),
-            Err(VerifyError::Missing(_) | VerifyError::Invalid(_)) => Ok(None),
-        };
-
-        // The signature and the attestation go up side by side.
-        let signed = async {
-            let tag = signature::signature_tag(index);
-            let found = match look {
-                true => {
-                    signature::read_signature(&self.registry, &target, &reference, index, &keys)
-                        .await
-                }
-                false => missing(),
-            };
-            if let Some(digest) = kept(found, tag.clone())? {
-                return Ok(digest);
-            }
+        let (sig_tag, att_tag) = (
+            signature::signature_tag(index),
+            signature::attestation_tag(index),
+        );
+        let make_signature = || {
             let mut optional = serde_json::Map::new();
             if let Some(release) = facts.release {
                 optional.insert("tag".into(), release.tag.clone().into());
             }
             optional.insert("commit".into(), facts.publication.commit.as_str().into());
             optional.insert("hoist".into(), HOIST_VERSION.into());
-            let made = signature::signature(key, &reference, index, &optional)
-                .map_err(|e| failed("signature", e))?;
-            made.push(&self.registry, &target, &tag)
-                .await
-                .context(|| format!("pushing the signature {tag}"))
+            signature::signature(key, &reference, index, &optional)
+                .map_err(|e| failed("signature", e))
         };
-        let attested = async {
-            let tag = signature::attestation_tag(index);
-            let found = match look {
-                true => signature::read_attestation(&self.registry, &target, index, &keys).await,
-                false => missing(),
+        let make_attestation =
+            || signature::attestation(key, &statement(facts)).map_err(|e| failed("attestation", e));
+        let pushed = |tag: &str, what: &str| format!("pushing the {what} {tag}");
+
+        let (signature_digest, attestation_digest) = if look {
+            put_index.await?;
+            let keys = [key.public()];
+            let kept = |found: Result<(Digest, Value), VerifyError>, tag: &str| match found {
+                Ok((digest, _)) => Ok(Some(digest)),
+                Err(VerifyError::Registry(e)) => Err(e).context(|| format!("reading {tag}")),
+                Err(VerifyError::Missing(_) | VerifyError::Invalid(_)) => Ok(None),
             };
-            if let Some(digest) = kept(found, tag.clone())? {
-                return Ok(digest);
-            }
-            let made = signature::attestation(key, &statement(facts))
-                .map_err(|e| failed("attestation", e))?;
-            made.push(&self.registry, &target, &tag)
-                .await
-                .context(|| format!("pushing the attestation {tag}"))
+            let signed = async {
+                let found =
+                    signature::read_signature(&self.registry, &target, &reference, index, &keys)
+                        .await;
+                if let Some(digest) = kept(found, &sig_tag)? {
+                    return Ok(digest);
+                }
+                make_signature()?
+                    .push(&self.registry, &target, &sig_tag)
+                    .await
+                    .context(|| pushed(&sig_tag, "signature"))
+            };
+            let attested = async {
+                let found =
+                    signature::read_attestation(&self.registry, &target, index, &keys).await;
+                if let Some(digest) = kept(found, &att_tag)? {
+                    return Ok(digest);
+                }
+                make_attestation()?
+                    .push(&self.registry, &target, &att_tag)
+                    .await
+                    .context(|| pushed(&att_tag, "attestation"))
+            };
+            futures_util::future::try_join(signed, attested).await?
+        } else {
+            // Nothing to keep. The blobs go up beside the index (they name nothing); the
+            // two manifests naming them only once the index is in.
+            let (signed, attested) = (make_signature()?, make_attestation()?);
+            futures_util::future::try_join3(
+                put_index,
+                async {
+                    signed
+                        .push_blobs(&self.registry, &target)
+                        .await
+                        .context(|| pushed(&sig_tag, "signature"))
+                },
+                async {
+                    attested
+                        .push_blobs(&self.registry, &target)
+                        .await
+                        .context(|| pushed(&att_tag, "attestation"))
+                },
+            )
+            .await?;
+            futures_util::future::try_join(
+                async {
+                    signed
+                        .put_manifest(&self.registry, &target, &sig_tag)
+                        .await
+                        .context(|| pushed(&sig_tag, "signature"))
+                },
+                async {
+                    attested
+                        .put_manifest(&self.registry, &target, &att_tag)
+                        .await
+                        .context(|| pushed(&att_tag, "attestation"))
+                },
+            )
+            .await?
         };
-        let (signature_digest, attestation_digest) =
-            futures_util::future::try_join(signed, attested).await?;
         tracing::info!(
             publication = facts.publication.id,
             %index,

@@ -61,7 +61,10 @@ pub fn attestation_tag(digest: &Digest) -> String {
 #[derive(Debug, Clone)]
 pub struct Made {
     pub manifest: Manifest,
-    pub blobs: Vec<Bytes>,
+    /// Its config, the same for every manifest hoist makes.
+    pub config: Bytes,
+    /// Its one layer.
+    pub layer: Bytes,
 }
 
 impl Made {
@@ -72,11 +75,36 @@ impl Made {
         repository: &Repository,
         tag: &str,
     ) -> Result<Digest, hoist_registry::Error> {
-        let blobs = self
-            .blobs
-            .iter()
-            .map(|blob| client.push_blob(repository, blob.clone()));
-        futures_util::future::try_join_all(blobs).await?;
+        self.push_blobs(client, repository).await?;
+        self.put_manifest(client, repository, tag).await
+    }
+
+    /// Pushes the blobs, side by side: the layer (new), and the config unless the
+    /// repository has it (it almost always does).
+    pub async fn push_blobs(
+        &self,
+        client: &Client,
+        repository: &Repository,
+    ) -> Result<(), hoist_registry::Error> {
+        let config = async {
+            let digest = hoist_registry::sha256_digest(&self.config);
+            if client.blob_size(repository, &digest).await?.is_none() {
+                client.push_blob(repository, self.config.clone()).await?;
+            }
+            Ok(())
+        };
+        futures_util::future::try_join(config, client.push_blob(repository, self.layer.clone()))
+            .await?;
+        Ok(())
+    }
+
+    /// Puts the manifest under `tag` (its blobs pushed already).
+    pub async fn put_manifest(
+        &self,
+        client: &Client,
+        repository: &Repository,
+        tag: &str,
+    ) -> Result<Digest, hoist_registry::Error> {
         client.put_manifest(repository, tag, &self.manifest).await
     }
 }
@@ -91,14 +119,9 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
 
 /// A one-layer OCI manifest in cosign's shape: a config naming the layer as its only diff.
 fn one_layer(layer_media_type: &str, layer: Bytes, annotations: Value) -> Made {
-    let layer_digest = hoist_registry::sha256_digest(&layer);
-    let config = json!({
-        "architecture": "",
-        "os": "",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest.as_str()]},
-    });
-    let config = Bytes::from(config.to_string());
+    // One config for every signature and attestation, so it is uploaded once per
+    // repository; nothing reads it (cosign looks at the layer and its annotations).
+    let config = Bytes::from_static(CONFIG);
     let mut layer_descriptor = descriptor(layer_media_type, &layer);
     layer_descriptor["annotations"] = annotations;
     let manifest = json!({
@@ -109,9 +132,15 @@ fn one_layer(layer_media_type: &str, layer: Bytes, annotations: Value) -> Made {
     });
     Made {
         manifest: Manifest::from_bytes(OCI_MANIFEST, Bytes::from(manifest.to_string())),
-        blobs: vec![config, layer],
+        config,
+        layer,
     }
 }
+
+/// The config of every `.sig` and `.att` manifest hoist writes: an image config for no
+/// platform, with no layers to run.
+const CONFIG: &[u8] =
+    br#"{"architecture":"","config":{},"os":"","rootfs":{"diff_ids":[],"type":"layers"}}"#;
 
 /// The signature of index `digest` of repository `reference` (`registry/path`).
 pub fn signature(
