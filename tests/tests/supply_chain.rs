@@ -316,6 +316,24 @@ async fn signing_world(keys: &KeyPair) -> World {
     .await
 }
 
+/// Both platforms of [`COMMIT_A`] reported for v1.2.3, the release published, the
+/// workers run.
+async fn release_v123_built_both(w: &World) {
+    w.report_both(COMMIT_A, TAG_REF).await;
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    w.run_jobs().await;
+}
+
+/// `GET /v1/signing/keys`, which needs no token.
+async fn signing_keys(w: &World) -> hoist_tests::app::Reply {
+    w.send(
+        axum::http::Request::get("/v1/signing/keys")
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+}
+
 /// `tag`'s manifest in the target and its one layer's bytes.
 async fn layer_of(w: &World, tag: &str) -> (Vec<u8>, Value, Vec<u8>) {
     let raw = raw_manifest(&format!("{}:{tag}", w.image()), None);
@@ -334,6 +352,8 @@ fn base64(text: &str) -> Vec<u8> {
         .expect("base64")
 }
 
+/// DSSE's pre-authentication encoding, written here from the spec (not hoist's code), for
+/// openssl to check the envelope's signature against.
 fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {payload_type} {} ",
@@ -349,9 +369,7 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 async fn a_published_index_is_signed_and_attested_as_openssl_verifies() {
     let keys = KeyPair::generate();
     let w = signing_world(&keys).await;
-    w.report_both(COMMIT_A, TAG_REF).await;
-    w.release("published", 1, "v1.2.3", "master", false).await;
-    w.run_jobs().await;
+    release_v123_built_both(&w).await;
     let index = w.index_of(COMMIT_A).await;
     let hex = index.trim_start_matches("sha256:");
 
@@ -437,13 +455,7 @@ async fn a_published_index_is_signed_and_attested_as_openssl_verifies() {
     let shown = w.get(&format!("/v1/publications/{id}")).await;
     assert_eq!(shown["signature_digest"], sha256(&sig_raw).as_str());
     assert_eq!(shown["attestation_digest"], sha256(&att_raw).as_str());
-    let reply = w
-        .send(
-            axum::http::Request::get("/v1/signing/keys")
-                .body(axum::body::Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let reply = signing_keys(&w).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body.as_str(), Some(keys.public_pem().as_str()));
 
@@ -477,9 +489,7 @@ async fn a_retried_publication_keeps_the_signature_that_verifies() {
             declared: true,
         },
     });
-    w.report_both(COMMIT_A, TAG_REF).await;
-    w.release("published", 1, "v1.2.3", "master", false).await;
-    w.run_jobs().await;
+    release_v123_built_both(&w).await;
     let publication = &w.publications().await[0];
     assert_eq!(publication["state"], "failed", "{publication:#}");
     let id = publication["id"].as_i64().expect("an id");
@@ -524,9 +534,7 @@ async fn a_signing_failure_fails_the_publication_before_any_tag_moves() {
             declared: true,
         },
     });
-    w.report_both(COMMIT_A, TAG_REF).await;
-    w.release("published", 1, "v1.2.3", "master", false).await;
-    w.run_jobs().await;
+    release_v123_built_both(&w).await;
     let publication = &w.publications().await[0];
     assert_eq!(publication["state"], "failed", "{publication:#}");
     assert_eq!(publication["step"], "index");
@@ -543,31 +551,36 @@ async fn a_signing_failure_fails_the_publication_before_any_tag_moves() {
     w.finish().await;
 }
 
-/// `hoist verify` against the target registry, with `key`.
-fn hoist_verify(w: &World, reference: &str, key: &std::path::Path) -> std::process::Output {
+/// `hoist verify` against the target registry, with `key` and `extra` arguments.
+fn hoist_verify_with(
+    w: &World,
+    reference: &str,
+    key: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
     let dir = tempfile::tempdir().expect("a folder");
     let host = w.image().split('/').next().expect("host").to_owned();
-    HoistRun::new(
-        dir.path(),
-        &[
-            "verify",
-            reference,
-            "--key",
-            key.to_str().expect("a UTF-8 path"),
-            "--insecure-registry",
-            &host,
-        ],
-    )
-    .output()
+    let mut args = vec![
+        "verify",
+        reference,
+        "--key",
+        key.to_str().expect("a UTF-8 path"),
+        "--insecure-registry",
+        &host,
+    ];
+    args.extend_from_slice(extra);
+    HoistRun::new(dir.path(), &args).output()
+}
+
+fn hoist_verify(w: &World, reference: &str, key: &std::path::Path) -> std::process::Output {
+    hoist_verify_with(w, reference, key, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hoist_verify_passes_a_published_image_and_fails_a_repointed_tag_or_the_wrong_key() {
     let keys = KeyPair::generate();
     let w = signing_world(&keys).await;
-    w.report_both(COMMIT_A, TAG_REF).await;
-    w.release("published", 1, "v1.2.3", "master", false).await;
-    w.run_jobs().await;
+    release_v123_built_both(&w).await;
     let index = w.index_of(COMMIT_A).await;
 
     let good = hoist_verify(&w, &format!("{}:1.2.3", w.image()), &keys.public());
@@ -588,6 +601,26 @@ async fn hoist_verify_passes_a_published_image_and_fails_a_repointed_tag_or_the_
         assert!(stdout.contains(expected), "{expected} in {stdout}");
     }
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let pinned = hoist_verify_with(
+        &w,
+        &format!("{}:1.2.3", w.image()),
+        &keys.public(),
+        &["--release", "v1.2.3"],
+    );
+    assert!(pinned.status.success(), "{pinned:?}");
+    // A signed index is still not the release a deploy asks for.
+    let other_release = hoist_verify_with(
+        &w,
+        &format!("{}:1.2.3", w.image()),
+        &keys.public(),
+        &["--release", "v2.0.0"],
+    );
+    assert_eq!(other_release.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&other_release.stderr);
+    assert!(
+        stderr.contains("was published for release v1.2.3, not release v2.0.0"),
+        "{stderr}"
+    );
 
     let other = KeyPair::generate();
     let wrong = hoist_verify(&w, &format!("{}@{index}", w.image()), &other.public());
@@ -739,13 +772,7 @@ async fn the_signing_keys_are_served_signing_key_first_then_those_kept_for_rotat
         old.public().display().to_string()
     ))
     .await;
-    let reply = w
-        .send(
-            axum::http::Request::get("/v1/signing/keys")
-                .body(axum::body::Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let reply = signing_keys(&w).await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.body.as_str(),
@@ -753,13 +780,7 @@ async fn the_signing_keys_are_served_signing_key_first_then_those_kept_for_rotat
     );
 
     let unsigned = World::new().await;
-    let reply = unsigned
-        .send(
-            axum::http::Request::get("/v1/signing/keys")
-                .body(axum::body::Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let reply = signing_keys(&unsigned).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.body["error"]["code"], "not_found");
 }

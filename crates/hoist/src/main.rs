@@ -108,6 +108,10 @@ enum Command {
         /// Use plain http for this registry host (repeatable; local registries only).
         #[arg(long = "insecure-registry", value_name = "HOST")]
         insecure_registry: Vec<String>,
+        /// Also require the image to be what hoist published for this release tag (e.g.
+        /// v1.2.3): a tag pointed at another signed index is refused.
+        #[arg(long, value_name = "TAG")]
+        release: Option<String>,
     },
 }
 
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
             key,
             creds,
             insecure_registry,
+            release,
         } => {
             logging::init(cli.log_format);
             let args = verify::VerifyArgs {
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
                 key,
                 credentials: creds,
                 insecure_registries: insecure_registry,
+                release,
             };
             // The verdict is the output: one line on stdout, or the reason on stderr.
             match block_on(verify::run(cli.config.as_deref(), args)) {

@@ -22,6 +22,9 @@ pub struct VerifyArgs {
     pub key: PathBuf,
     pub credentials: Option<String>,
     pub insecure_registries: Vec<String>,
+    /// The release the image must come from: a signed index of another release (a tag
+    /// someone pointed at an older one) is refused.
+    pub release: Option<String>,
 }
 
 /// Every PEM public key in `text` (a file of one, or all of `GET /v1/signing/keys`).
@@ -78,6 +81,17 @@ pub async fn run(config: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::
         bail!(
             "{name}@{digest}'s attestation is for {}, not this image",
             predicate["image"]
+        );
+    }
+    if let Some(wanted) = &args.release
+        && predicate["release"]["tag"] != wanted.as_str()
+    {
+        bail!(
+            "{name}@{digest} was published for {}, not release {wanted}",
+            match predicate["release"]["tag"].as_str() {
+                Some(tag) => format!("release {tag}"),
+                None => "the default branch".to_owned(),
+            }
         );
     }
     // The attestation must describe what the index holds, platform by platform.

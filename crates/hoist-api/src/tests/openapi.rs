@@ -36,7 +36,7 @@ async fn every_documented_operation_is_served() {
             );
         }
     }
-    assert_eq!(operations, 16);
+    assert_eq!(operations, 17);
 }
 
 #[tokio::test]
