@@ -182,6 +182,12 @@ async fn one_attested_index_per_ci_job_reported_without_platform_counts_for_each
         "{}",
         reply.body
     );
+    // So would a platform reported on its own where an index brought it.
+    let alone = w.stage(&mut builds.layout, &builds.amd64);
+    let reply = w
+        .report_image(COMMIT_A, TAG_REF, Some("linux/amd64"), &alone)
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
     let id = w.publications().await[0]["id"].as_i64().expect("an id");
     let shown = w.get(&format!("/v1/publications/{id}")).await;
     assert_eq!(

@@ -136,7 +136,9 @@ impl Pipeline {
 
         let (signature_digest, attestation_digest) = if look {
             put_index.await?;
-            let keys = [key.public()];
+            // Any configured key: a release signed before a key rotation stays the
+            // release's, not replaced by a branch publication sharing its index.
+            let keys = signing.public_keys();
             let kept = |found: Result<(Digest, Value), VerifyError>, tag: &str| match found {
                 Ok((digest, _)) => Ok(Some(digest)),
                 Err(VerifyError::Registry(e)) => Err(e).context(|| format!("reading {tag}")),

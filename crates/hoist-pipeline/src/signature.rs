@@ -117,7 +117,7 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
     })
 }
 
-/// A one-layer OCI manifest in cosign's shape: a config naming the layer as its only diff.
+/// A one-layer OCI manifest in cosign's shape, on hoist's one constant config.
 fn one_layer(layer_media_type: &str, layer: Bytes, annotations: Value) -> Made {
     // One config for every signature and attestation, so it is uploaded once per
     // repository; nothing reads it (cosign looks at the layer and its annotations).
@@ -242,13 +242,22 @@ pub async fn read_signature(
             why = format!("{tag}'s layer has no {SIGNATURE_ANNOTATION} annotation");
             continue;
         };
-        let payload = layer_bytes(client, repository, layer).await?;
+        let payload = match layer_bytes(client, repository, layer).await {
+            Ok(payload) => payload,
+            Err(VerifyError::Registry(e)) => return Err(VerifyError::Registry(e)),
+            Err(other) => {
+                why = other.to_string();
+                continue;
+            }
+        };
         if !keys.iter().any(|k| k.verifies(&payload, &signed)) {
             why = format!("{tag}'s signature does not verify with the given key");
             continue;
         }
-        let json: Value = serde_json::from_slice(&payload)
-            .map_err(|e| VerifyError::Invalid(format!("{tag}'s payload is not JSON: {e}")))?;
+        let Ok(json) = serde_json::from_slice::<Value>(&payload) else {
+            why = format!("{tag}'s payload is not JSON");
+            continue;
+        };
         let critical = &json["critical"];
         if critical["type"] != signing::COSIGN_SIGNATURE_TYPE
             || critical["image"]["docker-manifest-digest"] != digest.as_str()
@@ -278,9 +287,18 @@ pub async fn read_attestation(
     let (manifest, layers) = layers(client, repository, &tag).await?;
     let mut why = format!("{tag} holds no {DSSE_ENVELOPE} layer");
     for layer in layers.iter().filter(|l| l["mediaType"] == DSSE_ENVELOPE) {
-        let bytes = layer_bytes(client, repository, layer).await?;
-        let envelope: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| VerifyError::Invalid(format!("{tag}'s envelope is not JSON: {e}")))?;
+        let bytes = match layer_bytes(client, repository, layer).await {
+            Ok(bytes) => bytes,
+            Err(VerifyError::Registry(e)) => return Err(VerifyError::Registry(e)),
+            Err(other) => {
+                why = other.to_string();
+                continue;
+            }
+        };
+        let Ok(envelope) = serde_json::from_slice::<Value>(&bytes) else {
+            why = format!("{tag}'s envelope is not JSON");
+            continue;
+        };
         let Some(payload) = envelope["payload"].as_str().and_then(signing::from_base64) else {
             why = format!("{tag}'s envelope has no base64 payload");
             continue;
@@ -300,8 +318,10 @@ pub async fn read_attestation(
             why = format!("{tag}'s envelope does not verify with the given key");
             continue;
         }
-        let statement: Value = serde_json::from_slice(&payload)
-            .map_err(|e| VerifyError::Invalid(format!("{tag}'s statement is not JSON: {e}")))?;
+        let Ok(statement) = serde_json::from_slice::<Value>(&payload) else {
+            why = format!("{tag}'s statement is not JSON");
+            continue;
+        };
         let about_index = statement["subject"]
             .as_array()
             .into_iter()

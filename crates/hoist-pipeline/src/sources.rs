@@ -89,6 +89,11 @@ fn split_index(reported: &str, children: Vec<ChildRef>) -> Result<Vec<Attested>,
             )));
         };
         owner.attestations.push(attestation);
+        if owner.attestations.len() > MAX_ATTESTATIONS {
+            return Err(refused(format!(
+                "{reported} holds more than {MAX_ATTESTATIONS} attestation manifests for {subject}"
+            )));
+        }
     }
     Ok(platforms)
 }
@@ -307,6 +312,8 @@ const IN_TOTO_LAYER: &str = "application/vnd.in-toto+json";
 /// At most this many statements per attestation manifest, each predicate type at most this
 /// long: hoist's own attestation lists them and must stay small enough to read back.
 const MAX_ATTESTATION_LAYERS: usize = 16;
+/// At most this many attestation manifests per platform manifest (BuildKit writes one).
+const MAX_ATTESTATIONS: usize = 16;
 const MAX_PREDICATE_TYPE: usize = 512;
 
 pub(crate) fn platform_of(p: &IndexPlatform) -> Option<Platform> {

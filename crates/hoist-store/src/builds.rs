@@ -266,9 +266,10 @@ impl Store {
                     }
                 }
             }
-            // A new index for a commit already (being) published would change what it
-            // publishes on a re-run: refused like a replacement.
-            None if platform.is_none() && commit_published(&mut tx, repository, commit).await? => {
+            // A new build (an index, or a platform an index brought) for a commit already
+            // (being) published would change what it publishes on a re-run: refused like a
+            // replacement.
+            None if commit_published(&mut tx, repository, commit).await? => {
                 let existing =
                     first_build(&mut tx, repository, commit)
                         .await?
