@@ -71,6 +71,9 @@ struct State {
     require_credentials: bool,
     /// Point upload `Location`s at this host instead of the proxy's own.
     locations_to: Option<String>,
+    /// With the referrers API on: each manifest PUT with a `subject`, by repository and
+    /// subject digest, as the referrers index lists it.
+    referrers: Option<std::collections::BTreeMap<(String, String), Vec<serde_json::Value>>>,
     port: u16,
 }
 
@@ -130,6 +133,14 @@ impl Proxy {
     /// a registry that sends uploads to storage on another origin.
     pub fn send_locations_to(&self, host: &str) {
         self.state.lock().expect("proxy state").locations_to = Some(host.to_owned());
+    }
+
+    /// Gives the registry behind the proxy the OCI 1.1 referrers API, as distribution 3
+    /// has it (Debian's 2.8 answers 404): every manifest PUT through the proxy with a
+    /// `subject` is listed by `GET /v2/<name>/referrers/<subject digest>` once the
+    /// registry stored it; any other digest has an empty list.
+    pub fn serve_referrers(&self) {
+        self.state.lock().expect("proxy state").referrers = Some(Default::default());
     }
 
     /// Forgets what was seen.
@@ -213,6 +224,43 @@ impl Head {
         }
         out.push_str("Connection: close\r\n\r\n");
         out.into_bytes()
+    }
+}
+
+/// Lists a stored manifest under its subject, with what the referrers API shows of it.
+fn index_referrer(state: &Mutex<State>, path: &str, bytes: &[u8]) {
+    let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return;
+    };
+    let (Some(subject), Some(name)) = (
+        manifest.pointer("/subject/digest").and_then(|d| d.as_str()),
+        path.strip_prefix("/v2/")
+            .and_then(|rest| rest.split_once("/manifests/"))
+            .map(|(name, _)| name),
+    ) else {
+        return;
+    };
+    let digest = crate::image::sha256(bytes);
+    let mut descriptor = serde_json::json!({
+        "mediaType": manifest["mediaType"],
+        "digest": digest,
+        "size": bytes.len(),
+        "artifactType": manifest
+            .get("artifactType")
+            .unwrap_or(&manifest["config"]["mediaType"]),
+    });
+    if let Some(annotations) = manifest.get("annotations") {
+        descriptor["annotations"] = annotations.clone();
+    }
+    let mut state = state.lock().expect("proxy state");
+    let Some(referrers) = state.referrers.as_mut() else {
+        return;
+    };
+    let listed = referrers
+        .entry((name.to_owned(), subject.to_owned()))
+        .or_default();
+    if !listed.iter().any(|d| d["digest"] == digest.as_str()) {
+        listed.push(descriptor);
     }
 }
 
@@ -326,10 +374,48 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
     if let Some(Fault::Delay(wait)) = &fault {
         thread::sleep(*wait);
     }
+    let serving_referrers = state.lock().expect("proxy state").referrers.is_some();
+    if serving_referrers
+        && method == "GET"
+        && let Some((name, digest)) = path
+            .strip_prefix("/v2/")
+            .and_then(|rest| rest.split_once("/referrers/"))
+    {
+        let digest = digest.split('?').next().unwrap_or_default().to_owned();
+        let listed = state
+            .lock()
+            .expect("proxy state")
+            .referrers
+            .as_ref()
+            .and_then(|r| r.get(&(name.to_owned(), digest)).cloned())
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": listed,
+        })
+        .to_string();
+        record(200, 0);
+        write!(
+            to_client,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return Ok(());
+    }
     let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut to_upstream = upstream.try_clone()?;
     to_upstream.write_all(&request.encode())?;
-    let sent = std::io::copy(&mut (&mut from_client).take(body_len), &mut to_upstream)?;
+    // A manifest PUT is held whole, to index its subject once the registry took it.
+    let manifest_put = serving_referrers && method == "PUT" && path.contains("/manifests/");
+    let mut held = Vec::new();
+    let sent = if manifest_put {
+        (&mut from_client).take(body_len).read_to_end(&mut held)?;
+        to_upstream.write_all(&held)?;
+        held.len() as u64
+    } else {
+        std::io::copy(&mut (&mut from_client).take(body_len), &mut to_upstream)?
+    };
     let mut from_upstream = BufReader::new(upstream);
     let Some(mut response) = Head::read(&mut from_upstream)? else {
         return Ok(());
@@ -349,6 +435,9 @@ fn exchange(client: TcpStream, upstream_port: u16, state: &Mutex<State>) -> std:
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     record(status, sent);
+    if manifest_put && status == 201 {
+        index_referrer(state, &path, &held);
+    }
     let upstream_len = response.content_length();
     if let Some(Fault::Append(extra)) = &fault {
         for (name, value) in &mut response.headers {

@@ -790,3 +790,57 @@ async fn the_signing_keys_are_served_signing_key_first_then_those_kept_for_rotat
     assert_eq!(reply.status, 404);
     assert_eq!(reply.body["error"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_with_the_referrers_api_lists_carried_referrers_itself_and_gets_no_fallback_tag() {
+    let w = World::new().await;
+    w.target_proxy.serve_referrers();
+    let mut layout = Layout::new();
+    let amd64 = layout.image("linux", "amd64", &[noise(4096, 301)]);
+    let arm64 = layout.image("linux", "arm64", &[noise(4096, 302)]);
+    let hex = amd64.digest.trim_start_matches("sha256:").to_owned();
+    let (sbom, ci_listing) = layout.sbom_referrer(&amd64, 3);
+    w.stage_raw(&layout, &amd64, &amd64.digest).await;
+    w.stage_raw(&layout, &ci_listing, &format!("sha256-{hex}"))
+        .await;
+    let amd64_image = w.stage(&mut layout, &amd64);
+    let arm64_image = w.stage(&mut layout, &arm64);
+    w.release("published", 1, "v1.2.3", "master", false).await;
+    for (platform, image) in [("linux/amd64", &amd64_image), ("linux/arm64", &arm64_image)] {
+        let reply = w
+            .report_image(COMMIT_A, TAG_REF, Some(platform), image)
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+    }
+    w.run_jobs().await;
+    assert_eq!(w.publications().await[0]["state"], "succeeded");
+
+    let base = format!(
+        "http://{}/v2/codertocat/hello-world",
+        w.image().split('/').next().expect("host")
+    );
+    let listed: Value = reqwest::get(format!("{base}/referrers/{}", amd64.digest))
+        .await
+        .expect("GET referrers")
+        .json()
+        .await
+        .expect("an index");
+    assert_eq!(
+        listed["manifests"][0]["digest"],
+        sbom.digest.as_str(),
+        "{listed:#}"
+    );
+    assert_eq!(
+        listed["manifests"][0]["artifactType"],
+        "application/spdx+json"
+    );
+    let fallback = reqwest::get(format!("{base}/manifests/sha256-{hex}"))
+        .await
+        .expect("GET the fallback tag");
+    assert_eq!(
+        fallback.status(),
+        404,
+        "no fallback tag where the API lists referrers"
+    );
+    w.finish().await;
+}
