@@ -169,7 +169,9 @@ impl Pipeline {
         {
             return self.park(id, started, &why).await;
         }
-        let sources = self.sources(repo, publication.commit.as_str()).await?;
+        let sources = self
+            .sources(repo, publication.commit.as_str(), false)
+            .await?;
         let missing: Vec<String> = repo
             .platforms
             .iter()
@@ -191,7 +193,9 @@ impl Pipeline {
         *step = Step::Copy;
         // Builds may be replaced until the publication runs, and not after: what is read
         // now is what it publishes.
-        let sources = self.sources(repo, publication.commit.as_str()).await?;
+        let sources = self
+            .sources(repo, publication.commit.as_str(), true)
+            .await?;
         // 2. Copy every platform image into the target repository, by digest.
         *step = Step::Copy;
         let started = self.begin_step(id, *step).await?;

@@ -109,10 +109,15 @@ impl Pipeline {
     /// an image manifest or an index holding that platform (and its attestations); an index
     /// reported without a platform counts for each platform it holds. A per-platform report
     /// wins over an index; of two indexes, the later report wins.
+    ///
+    /// With `look_inside` false (the wait step, which only counts platforms), a
+    /// per-platform report counts as its platform unread: a publication waiting for builds
+    /// does not touch CI's registry until an index report needs reading.
     pub(crate) async fn sources(
         &self,
         repo: &Repository,
         commit: &str,
+        look_inside: bool,
     ) -> Result<Vec<Source>, PipelineError> {
         let mut builds = self
             .store
@@ -148,6 +153,19 @@ impl Pipeline {
                      [[repository]] sources",
                     allowed.join(", ")
                 )));
+            }
+            if !look_inside && let Some(platform) = &build.platform {
+                let platform: Platform = parse("platform", platform)?;
+                if !sources.iter().any(|s| s.platform == platform) {
+                    sources.push(Source {
+                        platform,
+                        image,
+                        annotations: BTreeMap::new(),
+                        attestations: Vec::new(),
+                        build: build.clone(),
+                    });
+                }
+                continue;
             }
             let from = RegistryRepo::of(&image);
             let manifest = self
