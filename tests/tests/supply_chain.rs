@@ -330,6 +330,20 @@ async fn release_v123_built_both(w: &World) {
     w.run_jobs().await;
 }
 
+/// The target answers the next `times` PUTs whose path contains `path` with 403.
+fn refuse_puts(w: &World, path: &'static str, times: usize) {
+    w.target_proxy.add(Rule {
+        method: "PUT",
+        path_contains: path,
+        times,
+        fault: Fault::Huge {
+            status: 403,
+            bytes: 64,
+            declared: true,
+        },
+    });
+}
+
 /// `GET /v1/signing/keys`, which needs no token.
 async fn signing_keys(w: &World) -> hoist_tests::app::Reply {
     w.send(
@@ -485,16 +499,7 @@ async fn a_retried_publication_keeps_the_signature_that_verifies() {
     let keys = KeyPair::generate();
     let w = signing_world(&keys).await;
     // The version tag is refused once: the publication fails after signing.
-    w.target_proxy.add(Rule {
-        method: "PUT",
-        path_contains: "/manifests/1.2.3",
-        times: 1,
-        fault: Fault::Huge {
-            status: 403,
-            bytes: 64,
-            declared: true,
-        },
-    });
+    refuse_puts(&w, "/manifests/1.2.3", 1);
     release_v123_built_both(&w).await;
     let publication = &w.publications().await[0];
     assert_eq!(publication["state"], "failed", "{publication:#}");
@@ -530,16 +535,7 @@ async fn a_retried_publication_keeps_the_signature_that_verifies() {
 async fn a_signing_failure_fails_the_publication_before_any_tag_moves() {
     let keys = KeyPair::generate();
     let w = signing_world(&keys).await;
-    w.target_proxy.add(Rule {
-        method: "PUT",
-        path_contains: ".sig",
-        times: 100,
-        fault: Fault::Huge {
-            status: 403,
-            bytes: 64,
-            declared: true,
-        },
-    });
+    refuse_puts(&w, ".sig", 100);
     release_v123_built_both(&w).await;
     let publication = &w.publications().await[0];
     assert_eq!(publication["state"], "failed", "{publication:#}");

@@ -34,6 +34,16 @@ impl Digest {
     pub fn hex(&self) -> &str {
         self.0.split_once(':').map_or("", |(_, hex)| hex)
     }
+
+    /// The sha256 digest of `bytes`.
+    pub fn sha256_of(bytes: &[u8]) -> Digest {
+        use sha2::Digest as _;
+        let hex: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Digest(format!("sha256:{hex}"))
+    }
 }
 
 impl FromStr for Digest {

@@ -160,12 +160,7 @@ impl PublicKey {
 
     /// `sha256:<hex>` of the SubjectPublicKeyInfo DER, to name a key in logs and lists.
     pub fn id(&self) -> String {
-        use sha2::Digest as _;
-        let hex: String = sha2::Sha256::digest(self.der())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256:{hex}")
+        crate::Digest::sha256_of(&self.der()).to_string()
     }
 
     /// Whether `signature` (ASN.1 DER) is this key's ECDSA-SHA256 signature of `message`.

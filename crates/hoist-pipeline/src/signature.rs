@@ -49,12 +49,12 @@ pub enum VerifyError {
 
 /// The tag of index `digest`'s signature.
 pub fn signature_tag(digest: &Digest) -> String {
-    format!("{}-{}.sig", digest.algorithm(), digest.hex())
+    format!("{}.sig", hoist_registry::fallback_tag(digest))
 }
 
 /// The tag of index `digest`'s attestation.
 pub fn attestation_tag(digest: &Digest) -> String {
-    format!("{}-{}.att", digest.algorithm(), digest.hex())
+    format!("{}.att", hoist_registry::fallback_tag(digest))
 }
 
 /// A manifest hoist made, with the blobs it refers to.
@@ -202,23 +202,28 @@ async fn layers(
     Ok((manifest.digest, layers))
 }
 
-/// The bytes of a layer whose descriptor says `media_type`, checked against its digest.
+/// The bytes of a layer, checked against its digest; `None`, saying why in `why`, when the
+/// layer proves nothing: no valid digest, or gone (and hoist may write a signature over it).
 async fn layer_bytes(
     client: &Client,
     repository: &Repository,
     layer: &Value,
-) -> Result<Bytes, VerifyError> {
-    let digest: Digest = layer["digest"]
+    why: &mut String,
+) -> Result<Option<Bytes>, hoist_registry::Error> {
+    let Some(digest) = layer["digest"]
         .as_str()
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(|| VerifyError::Invalid("a layer without a valid digest".to_owned()))?;
+        .and_then(|d| d.parse::<Digest>().ok())
+    else {
+        *why = "a layer without a valid digest".to_owned();
+        return Ok(None);
+    };
     match client.blob_bytes(repository, &digest, LAYER_LIMIT).await {
-        Ok(bytes) => Ok(bytes),
-        // Gone: that layer proves nothing, and hoist may write a signature over it.
-        Err(hoist_registry::Error::Status { status: 404, .. }) => Err(VerifyError::Invalid(
-            format!("layer {digest} is missing from {repository}"),
-        )),
-        Err(e) => Err(e.into()),
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(hoist_registry::Error::Status { status: 404, .. }) => {
+            *why = format!("layer {digest} is missing from {repository}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -242,13 +247,8 @@ pub async fn read_signature(
             why = format!("{tag}'s layer has no {SIGNATURE_ANNOTATION} annotation");
             continue;
         };
-        let payload = match layer_bytes(client, repository, layer).await {
-            Ok(payload) => payload,
-            Err(VerifyError::Registry(e)) => return Err(VerifyError::Registry(e)),
-            Err(other) => {
-                why = other.to_string();
-                continue;
-            }
+        let Some(payload) = layer_bytes(client, repository, layer, &mut why).await? else {
+            continue;
         };
         if !keys.iter().any(|k| k.verifies(&payload, &signed)) {
             why = format!("{tag}'s signature does not verify with the given key");
@@ -287,13 +287,8 @@ pub async fn read_attestation(
     let (manifest, layers) = layers(client, repository, &tag).await?;
     let mut why = format!("{tag} holds no {DSSE_ENVELOPE} layer");
     for layer in layers.iter().filter(|l| l["mediaType"] == DSSE_ENVELOPE) {
-        let bytes = match layer_bytes(client, repository, layer).await {
-            Ok(bytes) => bytes,
-            Err(VerifyError::Registry(e)) => return Err(VerifyError::Registry(e)),
-            Err(other) => {
-                why = other.to_string();
-                continue;
-            }
+        let Some(bytes) = layer_bytes(client, repository, layer, &mut why).await? else {
+            continue;
         };
         let Ok(envelope) = serde_json::from_slice::<Value>(&bytes) else {
             why = format!("{tag}'s envelope is not JSON");

@@ -8,7 +8,6 @@ use oci_spec::image::ImageManifest;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Deserialize as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::auth::Scope;
 use crate::client::{Client, Repository, expect};
@@ -95,13 +94,7 @@ impl ChildRef {
 
 /// The sha256 digest of some bytes.
 pub fn sha256_digest(bytes: &[u8]) -> Digest {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
-        .parse()
-        .unwrap_or_else(|_| unreachable!("64 lowercase hex digits are a digest"))
+    Digest::sha256_of(bytes)
 }
 
 fn parse_digest(text: &str) -> Result<Digest> {
