@@ -26,7 +26,7 @@ FROM rust:1-slim-trixie@sha256:2b5ac005280f9747359b11800f895340b707f701b9b789bfc
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-# Queries are checked against the committed .sqlx/ data: no database at build time.
+# Queries are checked against each store crate's committed .sqlx/ data: no database at build time.
 ENV SQLX_OFFLINE=true \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
@@ -42,6 +42,7 @@ COPY crates/hoist-domain/Cargo.toml crates/hoist-domain/
 COPY crates/hoist-pipeline/Cargo.toml crates/hoist-pipeline/
 COPY crates/hoist-registry/Cargo.toml crates/hoist-registry/
 COPY crates/hoist-store/Cargo.toml crates/hoist-store/
+COPY crates/hoist-store-postgres/Cargo.toml crates/hoist-store-postgres/
 COPY tests/Cargo.toml tests/
 COPY bench/Cargo.toml bench/
 RUN for member in crates/*/ tests/ bench/; do mkdir -p "${member}src" && touch "${member}src/lib.rs"; done \

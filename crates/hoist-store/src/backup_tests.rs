@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{BackupError, Store, StoreOptions, backup};
+use crate::{BackupError, Sqlite, StoreOptions, backup};
 
 fn options(db: &std::path::Path) -> StoreOptions {
     StoreOptions {
@@ -13,7 +13,7 @@ fn options(db: &std::path::Path) -> StoreOptions {
 #[tokio::test]
 async fn a_backup_of_an_open_store_holds_its_committed_rows_and_opens_as_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&options(&dir.path().join("hoist.db")))
+    let store = Sqlite::open(&options(&dir.path().join("hoist.db")))
         .await
         .unwrap();
     let beat = store.check_writable().await.unwrap();
@@ -28,7 +28,7 @@ async fn a_backup_of_an_open_store_holds_its_committed_rows_and_opens_as_a_store
     store.check_writable().await.unwrap();
     store.close().await;
 
-    let restored = Store::open(&options(&copy)).await.unwrap();
+    let restored = Sqlite::open(&options(&copy)).await.unwrap();
     let copied: String = sqlx::query_scalar("SELECT beat_at FROM heartbeat")
         .fetch_one(restored.reader())
         .await
@@ -41,7 +41,7 @@ async fn a_backup_of_an_open_store_holds_its_committed_rows_and_opens_as_a_store
 async fn a_backup_never_overwrites_an_existing_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hoist.db");
-    Store::open(&options(&db)).await.unwrap().close().await;
+    Sqlite::open(&options(&db)).await.unwrap().close().await;
     let taken = dir.path().join("taken.db");
     std::fs::write(&taken, "keep me").unwrap();
 

@@ -12,7 +12,7 @@ use sqlx::SqliteConnection;
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, confirm_branch, ensure_publication, publication_state};
 use crate::releases::{note_claim_conflicts, resolve_waiting_releases};
-use crate::{Store, StoreError, Target, parsed};
+use crate::{Sqlite, StoreError, Target, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = Build)]
@@ -39,20 +39,22 @@ pub struct BuildRow {
     pub updated_at: String,
 }
 
-/// A build as SQLite returns it.
-struct RawBuild {
-    id: i64,
-    repository: String,
-    commit: String,
-    git_ref: Option<String>,
-    platform: Option<String>,
-    image: String,
-    digest: String,
-    reported_by: String,
-    ref_source: String,
-    ci_identity: Option<String>,
-    created_at: String,
-    updated_at: String,
+/// A build as the database returns it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RawBuild {
+    pub id: i64,
+    pub repository: String,
+    pub commit: String,
+    pub git_ref: Option<String>,
+    pub platform: Option<String>,
+    pub image: String,
+    pub digest: String,
+    pub reported_by: String,
+    pub ref_source: String,
+    pub ci_identity: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 impl TryFrom<RawBuild> for BuildRow {
@@ -158,7 +160,7 @@ pub(crate) async fn builds_changed(
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// Records a CI build: new, the same again, a replacement while unpublished, or refused
     /// because its commit is already being published or was. Under an OIDC token the
     /// report's ref is a fact GitHub signed, recorded as such: a tag's commit, or a commit on

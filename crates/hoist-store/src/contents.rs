@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Store, StoreError};
+use crate::{Sqlite, StoreError};
 
 /// One platform of a published index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -39,11 +39,12 @@ pub struct PublicationContents {
     pub attestation_digest: Option<String>,
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
+#[doc(hidden)]
+pub fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("publication contents: {e}"))
 }
 
-impl Store {
+impl Sqlite {
     /// Records the platforms publication `id`'s index lists; a re-run replaces them and
     /// forgets a signature made for other contents.
     pub async fn record_platforms(

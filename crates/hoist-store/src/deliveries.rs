@@ -9,7 +9,7 @@ use sqlx::SqliteConnection;
 
 use crate::builds::builds_changed;
 use crate::releases::{apply_release, resolve_waiting_releases};
-use crate::{Store, StoreError};
+use crate::{Sqlite, StoreError};
 
 /// Where a configured repository publishes, as ingress tells the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +178,8 @@ async fn apply_branch_push(
 }
 
 /// The answer a delivery id got the first time, for its redelivery.
-fn first_answer(status: i64, response: &str) -> Result<Recorded, StoreError> {
+#[doc(hidden)]
+pub fn first_answer(status: i64, response: &str) -> Result<Recorded, StoreError> {
     let answer = serde_json::from_str(response)
         .map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))?;
     Ok(Recorded {
@@ -189,12 +190,14 @@ fn first_answer(status: i64, response: &str) -> Result<Recorded, StoreError> {
 }
 
 /// Leeway for the clocks of GitHub (`pushed_at`) and hoist (`received_at`) to disagree.
-const CLOCK_SKEW_SECONDS: i64 = 24 * 3600;
+#[doc(hidden)]
+pub const CLOCK_SKEW_SECONDS: i64 = 24 * 3600;
 
 /// Whether the effect is a push GitHub took before `horizon` (unix seconds, the newest
 /// purged delivery) give or take the clock skew: its first delivery may be purged, so a
 /// replay of it could not be recognized. A push without `pushed_at` cannot be placed.
-fn push_older_than(effect: &WebhookEffect<'_>, horizon: i64) -> bool {
+#[doc(hidden)]
+pub fn push_older_than(effect: &WebhookEffect<'_>, horizon: i64) -> bool {
     let event = match effect {
         WebhookEffect::BranchPush { event, .. } | WebhookEffect::TagPush { event, .. } => event,
         WebhookEffect::Ping | WebhookEffect::Ignore(_) | WebhookEffect::Release { .. } => {
@@ -206,7 +209,7 @@ fn push_older_than(effect: &WebhookEffect<'_>, horizon: i64) -> bool {
         .is_none_or(|at| at <= horizon.saturating_add(CLOCK_SKEW_SECONDS))
 }
 
-impl Store {
+impl Sqlite {
     /// Records a verified delivery and its effect in one transaction. A delivery id seen
     /// before changes nothing and gets the first answer back.
     pub async fn record_webhook(

@@ -1,9 +1,9 @@
 //! The durable job queue. A job is claimed with one `UPDATE ... RETURNING` on the single
 //! writer, under a lease its worker renews while it runs; finishing, retrying or failing a
 //! job is fenced by the claim (`attempts`), so a worker whose lease ran out and whose job
-//! another took cannot record an outcome for it. At start [`Store::requeue_running_jobs`]
+//! another took cannot record an outcome for it. At start [`Sqlite::requeue_running_jobs`]
 //! hands out again every job a previous process left running (one process owns a SQLite
-//! file); the reconciler calls [`Store::requeue_expired_jobs`] for leases that ran out.
+//! file); the reconciler calls [`Sqlite::requeue_expired_jobs`] for leases that ran out.
 //!
 //! A publication has at most one queued job (queueing another is a no-op) and one running:
 //! a job is not claimed while another of its publication runs.
@@ -14,7 +14,7 @@ use hoist_domain::JobState;
 use hoist_domain::job::Job;
 use sqlx::SqliteConnection;
 
-use crate::{Store, StoreError};
+use crate::{Sqlite, StoreError};
 
 /// A job a worker holds until its lease ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,8 @@ pub struct ClaimedJob {
     pub attempts: i64,
 }
 
-fn seconds(d: Duration) -> f64 {
+#[doc(hidden)]
+pub fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
@@ -38,13 +39,20 @@ tokio::task_local! {
 /// Runs `work` (a writer's transaction) and says whether it queued a job, so the writer
 /// wakes the workers after committing only then: an ingest that queued nothing costs the
 /// workers nothing. Kept per task, so one store's work never wakes another's workers.
-pub(crate) async fn noting_queued<T>(work: impl Future<Output = T>) -> (bool, T) {
+#[doc(hidden)]
+pub async fn noting_queued<T>(work: impl Future<Output = T>) -> (bool, T) {
     QUEUED
         .scope(std::cell::Cell::new(false), async {
             let out = work.await;
             (QUEUED.with(std::cell::Cell::get), out)
         })
         .await
+}
+
+/// Tells [`noting_queued`] that the work it runs queued a job.
+#[doc(hidden)]
+pub fn note_queued() {
+    let _ = QUEUED.try_with(|queued| queued.set(true));
 }
 
 /// Queues `job` inside the caller's transaction, unless it is a publication's and that
@@ -54,7 +62,7 @@ pub(crate) async fn enqueue(
     conn: &mut SqliteConnection,
     job: &Job,
 ) -> Result<Option<i64>, StoreError> {
-    let _ = QUEUED.try_with(|queued| queued.set(true));
+    note_queued();
     let kind = job.kind();
     let payload = job.to_payload();
     let publication = job.publication_id();
@@ -87,7 +95,7 @@ pub(crate) async fn enqueue(
     Ok(id)
 }
 
-impl Store {
+impl Sqlite {
     /// Queues a job and wakes the workers.
     pub async fn enqueue_job(&self, job: &Job) -> Result<Option<i64>, StoreError> {
         let mut conn = self.writer.acquire().await?;
@@ -299,253 +307,5 @@ impl Store {
             .into_iter()
             .map(|r| (r.kind, r.state, r.last_error))
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use hoist_domain::job::Job;
-    use hoist_domain::{PublicationEvent, PublicationState, Step};
-
-    use crate::{Store, StoreOptions};
-
-    async fn store(dir: &tempfile::TempDir) -> Store {
-        Store::open(&StoreOptions {
-            url: format!("sqlite://{}/hoist.db", dir.path().display()),
-            read_connections: 1,
-            busy_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
-    }
-
-    fn job(n: i64) -> Job {
-        Job::ResolveRelease { release_id: n }
-    }
-
-    async fn publication(store: &Store, commit: &str) -> i64 {
-        let mut conn = store.writer().acquire().await.unwrap();
-        // A build of the commit, as a branch publication has.
-        let digest = format!("sha256:{}", "d".repeat(64));
-        sqlx::query(
-            "INSERT INTO builds (repository, commit_sha, platform, image, digest, reported_by)
-             VALUES ('o/a', ?, 'linux/amd64', ?, ?, 'ci')",
-        )
-        .bind(commit)
-        .bind(format!("ghcr.io/o/ci@{digest}"))
-        .bind(&digest)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        let (row, created) =
-            crate::publications::ensure_publication(&mut conn, "ghcr.io/o/a", "o/a", commit, None)
-                .await
-                .unwrap();
-        assert!(created);
-        row.id
-    }
-
-    #[tokio::test]
-    async fn jobs_are_claimed_once_oldest_first_and_come_back_when_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let first = store.enqueue_job(&job(1)).await.unwrap().unwrap();
-        let second = store.enqueue_job(&job(2)).await.unwrap().unwrap();
-        let lease = Duration::from_secs(60);
-        let a = store.claim_job(lease).await.unwrap().unwrap();
-        let b = store.claim_job(lease).await.unwrap().unwrap();
-        assert_eq!((a.id, b.id), (first, second));
-        assert_eq!(
-            store.claim_job(lease).await.unwrap(),
-            None,
-            "nothing left to claim"
-        );
-
-        store
-            .retry_job(&a, Duration::ZERO, "registry busy")
-            .await
-            .unwrap();
-        let again = store.claim_job(lease).await.unwrap().unwrap();
-        assert_eq!((again.id, again.attempts), (a.id, 2));
-        // The first claim is gone: what its worker says no longer counts.
-        store.finish_job(&a).await.unwrap();
-        assert_eq!(store.pending_jobs().await.unwrap(), 2, "both still running");
-        store
-            .retry_job(&again, Duration::from_secs(3600), "later")
-            .await
-            .unwrap();
-        assert_eq!(store.claim_job(lease).await.unwrap(), None, "not due yet");
-
-        store.finish_job(&b).await.unwrap();
-        assert_eq!(store.pending_jobs().await.unwrap(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_publication_has_one_queued_job_and_runs_one_job_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let id = publication(&store, &"a".repeat(40)).await;
-        let publish = Job::Publish { publication_id: id };
-        assert!(store.enqueue_job(&publish).await.unwrap().is_some());
-        assert_eq!(
-            store.enqueue_job(&publish).await.unwrap(),
-            None,
-            "the queued job stands for the second"
-        );
-        let lease = Duration::from_secs(60);
-        let running = store.claim_job(lease).await.unwrap().unwrap();
-        assert!(store.enqueue_job(&publish).await.unwrap().is_some());
-        assert_eq!(
-            store.claim_job(lease).await.unwrap(),
-            None,
-            "not while the first runs"
-        );
-        assert!(store.extend_lease(&running, lease).await.unwrap());
-        store.finish_job(&running).await.unwrap();
-        let next = store.claim_job(lease).await.unwrap().unwrap();
-        assert_eq!(Job::from_payload(&next.payload).unwrap(), publish);
-    }
-
-    #[tokio::test]
-    async fn a_restart_requeues_running_jobs_and_old_finished_jobs_are_purged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        store.enqueue_job(&job(1)).await.unwrap();
-        let claimed = store
-            .claim_job(Duration::from_secs(600))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            store.requeue_expired_jobs().await.unwrap(),
-            0,
-            "its lease has not run out"
-        );
-        assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
-        let again = store
-            .claim_job(Duration::from_secs(600))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(again.id, claimed.id);
-
-        store.fail_job(&again, "gone for good").await.unwrap();
-        assert_eq!(
-            store
-                .purge_finished_jobs(Duration::from_secs(3600))
-                .await
-                .unwrap(),
-            0
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(
-            store
-                .purge_finished_jobs(Duration::from_millis(1))
-                .await
-                .unwrap(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn a_waiting_or_running_publication_without_a_live_job_is_queued_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let waiting = publication(&store, &"a".repeat(40)).await;
-        let running = publication(&store, &"b".repeat(40)).await;
-        let done = publication(&store, &"c".repeat(40)).await;
-        for id in [running, done] {
-            store
-                .advance_publication(id, PublicationEvent::Start, Some(Step::Copy), None)
-                .await
-                .unwrap();
-        }
-        store
-            .advance_publication(done, PublicationEvent::Fail, None, Some("refused"))
-            .await
-            .unwrap();
-        assert_eq!(store.requeue_stranded_publications().await.unwrap(), 2);
-        assert_eq!(
-            store.requeue_stranded_publications().await.unwrap(),
-            0,
-            "each has a queued job now"
-        );
-        let mut queued = Vec::new();
-        while let Some(job) = store.claim_job(Duration::from_secs(60)).await.unwrap() {
-            queued.push(Job::from_payload(&job.payload).unwrap());
-        }
-        assert_eq!(
-            queued,
-            [
-                Job::Publish {
-                    publication_id: waiting
-                },
-                Job::Publish {
-                    publication_id: running
-                }
-            ]
-        );
-        assert_eq!(
-            store.requeue_stranded_publications().await.unwrap(),
-            0,
-            "a running job counts as live"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_publication_waiting_past_the_timeout_stalls_and_a_retry_revives_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let id = publication(&store, &"a".repeat(40)).await;
-        store
-            .advance_publication(
-                id,
-                PublicationEvent::BuildsMissing,
-                Some(Step::Wait),
-                Some("waiting for builds of linux/arm64"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .stall_waiting_publications(Duration::from_secs(3600))
-                .await
-                .unwrap(),
-            0
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(
-            store
-                .stall_waiting_publications(Duration::from_millis(1))
-                .await
-                .unwrap(),
-            1
-        );
-        let stalled = store.publication(id).await.unwrap().unwrap();
-        assert_eq!(stalled.state, PublicationState::Stalled);
-        assert_eq!(
-            stalled.error.as_deref(),
-            Some("stalled: waiting for builds of linux/arm64")
-        );
-
-        assert!(matches!(
-            store.retry_publication(id).await.unwrap(),
-            crate::RetryOutcome::Queued(_)
-        ));
-        assert_eq!(
-            store.publication(id).await.unwrap().unwrap().state,
-            PublicationState::Waiting
-        );
-        let job = store
-            .claim_job(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            Job::from_payload(&job.payload).unwrap(),
-            Job::Publish { publication_id: id }
-        );
     }
 }

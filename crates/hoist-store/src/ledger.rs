@@ -9,7 +9,7 @@
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use crate::{Store, StoreError};
+use crate::{Sqlite, StoreError};
 
 /// How a move was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ async fn apply_move(
     Ok(MoveOutcome::Moved(event))
 }
 
-impl Store {
+impl Sqlite {
     /// Points one tag at a digest, recording the move. Idempotent: the same move again
     /// writes nothing.
     pub async fn move_tag(&self, m: &TagMove<'_>) -> Result<MoveOutcome, StoreError> {
@@ -207,7 +207,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Where one tag of `image` points now and which publication put it there.
     pub async fn tag_holder(
         &self,
@@ -280,8 +280,8 @@ pub struct JsonPage {
     pub last: Option<String>,
 }
 
-impl Store {
-    /// [`Store::list_tags`], rendered as JSON.
+impl Sqlite {
+    /// [`Sqlite::list_tags`], rendered as JSON.
     pub async fn list_tags_json(
         &self,
         image: &str,
@@ -307,7 +307,7 @@ impl Store {
         })
     }
 
-    /// [`Store::list_tag_events`], rendered as JSON.
+    /// [`Sqlite::list_tag_events`], rendered as JSON.
     pub async fn list_tag_events_json(
         &self,
         image: &str,

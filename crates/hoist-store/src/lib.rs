@@ -1,4 +1,17 @@
-//! hoist's SQLite store. All SQL lives in this crate, one module per table group:
+//! hoist's store: the interface every part of hoist uses ([`Store`], over a [`Backend`]),
+//! and its embedded default, SQLite ([`Sqlite`]). PostgreSQL is the crate
+//! `hoist-store-postgres`, for several replicas on one database.
+//!
+//! Design: one trait, one implementation per database, each in its own crate with its own
+//! migrations and `.sqlx/` offline data. sqlx checks a query at compile time against one
+//! database per crate, so the two dialects cannot share a crate and stay checked; a shared
+//! query layer (`sqlx::Any`) would give up those checks. The operations are listed once
+//! ([`with_store_operations!`]); the trait and each crate's forwarding implementation are
+//! generated from that list, so both databases offer exactly the same operations with the
+//! same types, and one conformance suite ([`conformance`], with the `test-support`
+//! feature) runs against both. The row types, outcomes and errors live here and are shared.
+//!
+//! SQL of the SQLite store lives in this crate, one module per table group:
 //! deliveries (webhooks), releases, builds, publications, jobs, ledger. Each write that
 //! follows from an event runs in one transaction with the jobs it queues; the store says
 //! what happened as an outcome enum and the API chooses the HTTP status.
@@ -8,24 +21,35 @@
 //! callers queue in the process instead of on the file lock) and a read-only pool for
 //! queries. Migrations are embedded in the binary and applied when the store opens.
 
+mod backend;
 mod backup;
 #[cfg(test)]
 mod backup_tests;
-mod builds;
-mod contents;
-mod deliveries;
-#[cfg(test)]
-mod ingest_tests;
-mod jobs;
-mod ledger;
-#[cfg(test)]
-mod ledger_tests;
-mod publications;
-mod recovery;
-mod releases;
-mod retention;
+#[doc(hidden)]
+pub mod builds;
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
+#[doc(hidden)]
+pub mod contents;
+#[doc(hidden)]
+pub mod deliveries;
+#[doc(hidden)]
+pub mod jobs;
+#[doc(hidden)]
+pub mod ledger;
+#[doc(hidden)]
+pub mod publications;
+#[doc(hidden)]
+pub mod recovery;
+#[doc(hidden)]
+pub mod releases;
+#[doc(hidden)]
+pub mod retention;
 pub mod schema;
 
+#[doc(hidden)]
+pub use async_trait::async_trait;
+pub use backend::{Backend, Store};
 pub use backup::{BackupError, BackupReport, backup};
 pub use builds::{BuildOutcome, BuildRow};
 pub use contents::{PublicationContents, PublishedAttestation, PublishedPlatform};
@@ -53,7 +77,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0:?} is not a usable SQLite URL: {1}")]
+    #[error("{0:?} is not a usable database URL: {1}")]
     Url(String, String),
     #[error("cannot create the database folder {0}: {1}")]
     CreateDir(PathBuf, #[source] std::io::Error),
@@ -67,6 +91,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot plan from {0}: {1}")]
     NotReadable(PathBuf, &'static str),
+    #[error("cannot read {0}: {1}")]
+    NotCurrent(String, &'static str),
 }
 
 impl StoreError {
@@ -78,13 +104,15 @@ impl StoreError {
             | StoreError::CreateDir(..)
             | StoreError::Migrate(_)
             | StoreError::Corrupt(_)
-            | StoreError::NotReadable(..) => false,
+            | StoreError::NotReadable(..)
+            | StoreError::NotCurrent(..) => false,
         }
     }
 }
 
 /// A stored identifier, parsed into its newtype; a value that does not parse is corruption.
-pub(crate) fn parsed<T: FromStr>(what: &str, text: &str) -> Result<T, StoreError>
+#[doc(hidden)]
+pub fn parsed<T: FromStr>(what: &str, text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -95,11 +123,20 @@ where
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
-        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i32>().ok())
-            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            match code.parse::<i32>() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+                Ok(c) if code.len() < 5 => matches!(c & 0xff, 5 | 6),
+                // PostgreSQL's SQLSTATEs: a transaction rolled back by a serialization
+                // failure or a deadlock (class 40), a lost connection (08), a lock not
+                // available (55P03), the server shutting down (57P01..57P03).
+                _ => {
+                    code.starts_with("40")
+                        || code.starts_with("08")
+                        || matches!(&*code, "55P03" | "57P01" | "57P02" | "57P03")
+                }
+            }
+        }),
         _ => false,
     }
 }
@@ -119,9 +156,9 @@ pub struct AppliedMigration {
     pub description: String,
 }
 
-/// The writer and the read pool over one database file.
+/// The SQLite store: the writer and the read pool over one database file.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct Sqlite {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
@@ -129,7 +166,22 @@ pub struct Store {
     jobs_changed: Arc<Notify>,
 }
 
+implement_backend!(Sqlite);
+
 impl Store {
+    /// Opens the SQLite database `options` names (creating the file and its folder if
+    /// needed) and migrates it.
+    pub async fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+        Ok(Store::from_backend(Sqlite::open(options).await?))
+    }
+
+    /// Opens an existing SQLite database for reading only (see [`Sqlite::open_read_only`]).
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        Ok(Store::from_backend(Sqlite::open_read_only(url).await?))
+    }
+}
+
+impl Sqlite {
     /// Opens (creating the file and its folder if needed) and migrates the database.
     pub async fn open(options: &StoreOptions) -> Result<Self, StoreError> {
         let base = connect_options(&options.url)?
@@ -152,7 +204,7 @@ impl Store {
             .connect_with(base.read_only(true))
             .await
             .map_err(StoreError::Open)?;
-        Ok(Store {
+        Ok(Sqlite {
             writer,
             reader,
             path,
@@ -196,7 +248,7 @@ impl Store {
                 "its schema is not this version's; run hoist migrate first",
             ));
         }
-        Ok(Store {
+        Ok(Sqlite {
             writer: reader.clone(),
             reader,
             path,
@@ -217,6 +269,14 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    pub fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 
     /// Proves the database accepts writes right now (for `/readyz`); returns the time
@@ -286,7 +346,8 @@ async fn migrate(base: SqliteConnectOptions) -> Result<(), StoreError> {
 /// Parses a `sqlite:` URL; sqlx would take any other string as a file name.
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     if !url.starts_with("sqlite:") {
-        let why = "expected sqlite://path/to/file.db".to_owned();
+        let why =
+            "expected sqlite://path/to/file.db (PostgreSQL: postgres://user@host/db)".to_owned();
         return Err(StoreError::Url(url.to_owned(), why));
     }
     SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Url(url.to_owned(), e.to_string()))
@@ -323,8 +384,39 @@ pub mod test_support {
         digest: &str,
         tags: &[&str],
     ) -> Result<(), StoreError> {
+        store
+            .seed_published_release(repository, image, tag, commit, digest, tags)
+            .await
+    }
+
+    /// Records a succeeded publication of `commit`, as the pipeline would.
+    pub async fn mark_published(
+        store: &Store,
+        repository: &str,
+        image: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
+        store.mark_published(repository, image, commit).await
+    }
+}
+
+/// Test fixtures behind [`Backend::seed_published_release`] and
+/// [`Backend::mark_published`].
+impl Sqlite {
+    /// Records what publishing release `tag` of `repository` on `commit` leaves behind, as
+    /// the pipeline would: the published release, its succeeded publication with index
+    /// `digest`, and `tags` pointing at it in the ledger.
+    pub async fn seed_published_release(
+        &self,
+        repository: &str,
+        image: &str,
+        tag: &str,
+        commit: &str,
+        digest: &str,
+        tags: &[&str],
+    ) -> Result<(), StoreError> {
         let github_id = sqlx::query_scalar!(r#"SELECT count(*) + 1 AS "n!: i64" FROM releases"#)
-            .fetch_one(store.writer())
+            .fetch_one(self.writer())
             .await?;
         let published = hoist_domain::ReleaseState::Published.as_str();
         let succeeded = hoist_domain::PublicationState::Succeeded.as_str();
@@ -340,7 +432,7 @@ pub mod test_support {
             commit,
             published
         )
-        .fetch_one(store.writer())
+        .fetch_one(self.writer())
         .await?;
         let publication = sqlx::query_scalar!(
             r#"INSERT INTO publications
@@ -355,27 +447,48 @@ pub mod test_support {
             tag,
             succeeded
         )
-        .fetch_one(store.writer())
+        .fetch_one(self.writer())
         .await?;
         for name in tags {
-            let m = crate::TagMove {
+            let m = TagMove {
                 image,
                 tag: name,
                 digest,
                 immutable: false,
-                intent: crate::MoveIntent::Publish,
+                intent: MoveIntent::Publish,
                 reason: "seeded",
                 publication_id: Some(publication),
                 release_tag: Some(tag),
             };
-            store.move_tag(&m).await?;
+            self.move_tag(&m).await?;
         }
         Ok(())
     }
 
+    pub async fn fixture_execute(&self, sql: &str) -> Result<(), StoreError> {
+        use sqlx::Executor;
+        self.writer().execute(sql).await?;
+        Ok(())
+    }
+
+    pub async fn fixture_query(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(sql).fetch_all(self.writer()).await?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<Option<String>, _>(i)
+                            .map_err(StoreError::from)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Records a succeeded publication of `commit`, as the pipeline would.
     pub async fn mark_published(
-        store: &Store,
+        &self,
         repository: &str,
         image: &str,
         commit: &str,
@@ -388,7 +501,7 @@ pub mod test_support {
             commit,
             succeeded
         )
-        .execute(store.writer())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use hoist_domain::{
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
-use crate::{Store, StoreError, parsed};
+use crate::{Sqlite, StoreError, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = Publication)]
@@ -35,23 +35,26 @@ pub struct PublicationRow {
     pub updated_at: String,
 }
 
-/// A publication as SQLite returns it, before its states are parsed.
-struct RawPublication {
-    id: i64,
-    image: String,
-    repository: String,
-    commit: String,
-    release_id: Option<i64>,
-    state: String,
-    step: Option<String>,
-    error: Option<String>,
-    index_digest: Option<String>,
-    version_tag: Option<String>,
-    created_at: String,
-    updated_at: String,
+/// A publication as the database returns it, before its states are parsed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RawPublication {
+    pub id: i64,
+    pub image: String,
+    pub repository: String,
+    pub commit: String,
+    pub release_id: Option<i64>,
+    pub state: String,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub index_digest: Option<String>,
+    pub version_tag: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-pub(crate) fn publication_state(text: &str) -> Result<PublicationState, StoreError> {
+#[doc(hidden)]
+pub fn publication_state(text: &str) -> Result<PublicationState, StoreError> {
     PublicationState::parse(text)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown publication state {text:?}")))
 }
@@ -195,7 +198,8 @@ pub(crate) async fn confirm_branch(
 }
 
 /// Why a publication created before any build of its commit waits.
-pub(crate) const NO_BUILDS_YET: &str = "waiting for builds: none reported for this commit yet";
+#[doc(hidden)]
+pub const NO_BUILDS_YET: &str = "waiting for builds: none reported for this commit yet";
 
 /// The publication of `commit` to `image` for `release_id` (or the default branch), and
 /// whether it was created now.
@@ -245,7 +249,7 @@ pub(crate) async fn ensure_publication(
     Ok((PublicationRow::try_from(raw)?, false))
 }
 
-impl Store {
+impl Sqlite {
     pub async fn publication(&self, id: i64) -> Result<Option<PublicationRow>, StoreError> {
         let mut conn = self.writer.acquire().await?;
         fetch_publication(&mut conn, id).await
@@ -509,7 +513,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// The tag moves a publication made, in order.
     pub async fn tags_of_publication(
         &self,

@@ -6,9 +6,9 @@ use hoist_domain::{JobState, PublicationEvent, PublicationState, Step};
 
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, fetch_publication, publication_state};
-use crate::{PublicationRow, Store, StoreError};
+use crate::{PublicationRow, Sqlite, StoreError};
 
-impl Store {
+impl Sqlite {
     /// Marks as `stalled` the publications a worker found missing builds, and that no build
     /// has moved since, for longer than `after`; returns how many.
     pub async fn stall_waiting_publications(
@@ -113,7 +113,7 @@ pub enum RetryOutcome {
     Busy,
 }
 
-impl Store {
+impl Sqlite {
     /// Moves a failed or stalled publication back to `waiting` (a running one whose
     /// worker is gone stays running) and queues the job that continues it, in one
     /// transaction.

@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 
 use crate::jobs::enqueue;
 use crate::publications::{apply_event, ensure_publication, publication_state};
-use crate::{ReleaseSummary, Store, StoreError, Target, parsed};
+use crate::{ReleaseSummary, Sqlite, StoreError, Target, parsed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = Release)]
@@ -41,23 +41,26 @@ pub struct ReleaseRow {
     pub updated_at: String,
 }
 
-struct RawRelease {
-    id: i64,
-    repository: String,
-    github_id: i64,
-    tag: String,
-    target_commitish: String,
-    prerelease: bool,
-    state: String,
-    last_action: String,
-    commit: Option<String>,
-    commit_source: Option<String>,
-    claim_conflict: Option<String>,
-    created_at: String,
-    updated_at: String,
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RawRelease {
+    pub id: i64,
+    pub repository: String,
+    pub github_id: i64,
+    pub tag: String,
+    pub target_commitish: String,
+    pub prerelease: bool,
+    pub state: String,
+    pub last_action: String,
+    pub commit: Option<String>,
+    pub commit_source: Option<String>,
+    pub claim_conflict: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-fn release_state(text: &str) -> Result<ReleaseState, StoreError> {
+#[doc(hidden)]
+pub fn release_state(text: &str) -> Result<ReleaseState, StoreError> {
     ReleaseState::parse(text)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown release state {text:?}")))
 }
@@ -111,7 +114,8 @@ async fn fetch_release(
 
 /// What a delivery changed about a release, for [`sync_release`].
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Before<'a> {
+#[doc(hidden)]
+pub struct Before<'a> {
     /// GitHub's prerelease flag before the delivery.
     pub prerelease: Option<bool>,
     /// The tag before the delivery.
@@ -376,7 +380,8 @@ async fn resolve_commit(
 
 /// What recording a release delivery did.
 #[derive(Debug)]
-pub(crate) struct AppliedRelease {
+#[doc(hidden)]
+pub struct AppliedRelease {
     pub reason: Option<String>,
     pub summary: ReleaseSummary,
     /// The event is older than what hoist holds for the release: nothing changed.
@@ -511,7 +516,8 @@ pub(crate) async fn apply_release(
     })
 }
 
-fn summary(release: ReleaseRow) -> ReleaseSummary {
+#[doc(hidden)]
+pub fn summary(release: ReleaseRow) -> ReleaseSummary {
     ReleaseSummary {
         id: release.id,
         tag: release.tag,
@@ -521,7 +527,7 @@ fn summary(release: ReleaseRow) -> ReleaseSummary {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Brings every release of `repository` and every default-branch build in line with
     /// its publications, queueing what is missing. Idempotent; `hoist serve` runs it at
     /// start, so work an older version queued in another shape (or a repository newly

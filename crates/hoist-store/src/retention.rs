@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use sqlx::sqlite::SqliteQueryResult;
 
-use crate::{Store, StoreError};
+use crate::{Sqlite, StoreError};
 
 /// Rows deleted per statement, so the single writer is never held for long.
-const BATCH: i64 = 5000;
+#[doc(hidden)]
+pub const BATCH: i64 = 5000;
 
 /// Deleted-tag rows are kept at least this long, whatever the retention.
-const TOMBSTONES_AT_LEAST: Duration = Duration::from_secs(30 * 24 * 3600);
+#[doc(hidden)]
+pub const TOMBSTONES_AT_LEAST: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,7 +38,7 @@ impl Purged {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Deletes what is older than `retention`, in batches.
     pub async fn purge_expired(&self, retention: Duration) -> Result<Purged, StoreError> {
         // One cutoff for every statement: the horizon is then exactly the newest delivery
@@ -109,7 +111,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// `now - age` as the database writes timestamps.
     async fn cutoff(&self, age: Duration) -> Result<String, StoreError> {
         let seconds = age.as_secs_f64();

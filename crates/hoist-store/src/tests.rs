@@ -13,7 +13,7 @@ fn options(dir: &Path) -> StoreOptions {
 #[tokio::test]
 async fn opening_an_empty_database_creates_its_folder_and_applies_every_migration() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&options(dir.path())).await.unwrap();
+    let store = Sqlite::open(&options(dir.path())).await.unwrap();
     assert!(dir.path().join("nested/dir/hoist.db").exists());
 
     let applied = store.applied_migrations().await.unwrap();
@@ -42,7 +42,7 @@ async fn opening_an_empty_database_creates_its_folder_and_applies_every_migratio
 #[tokio::test]
 async fn reopening_a_database_that_holds_rows_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&options(dir.path())).await.unwrap();
+    let store = Sqlite::open(&options(dir.path())).await.unwrap();
     sqlx::query(
         "INSERT INTO builds (repository, commit_sha, platform, image, digest, reported_by)
          VALUES ('octo-org/app', ?1, 'linux/amd64', 'r/x@sha256:1', 'sha256:1', 'ci')",
@@ -57,7 +57,7 @@ async fn reopening_a_database_that_holds_rows_keeps_them() {
         .unwrap();
     store.close().await;
 
-    let store = Store::open(&options(dir.path())).await.unwrap();
+    let store = Sqlite::open(&options(dir.path())).await.unwrap();
     let builds: i64 = sqlx::query_scalar("SELECT count(*) FROM builds")
         .fetch_one(store.reader())
         .await
@@ -77,7 +77,7 @@ async fn reopening_a_database_that_holds_rows_keeps_them() {
 #[tokio::test]
 async fn tables_are_strict_and_the_ledger_is_append_only() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&options(dir.path())).await.unwrap();
+    let store = Sqlite::open(&options(dir.path())).await.unwrap();
     let not_strict: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' AND strict = 0",
@@ -117,7 +117,7 @@ async fn tables_are_strict_and_the_ledger_is_append_only() {
 #[tokio::test]
 async fn the_read_pool_refuses_writes_and_the_writer_proves_writability() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&options(dir.path())).await.unwrap();
+    let store = Sqlite::open(&options(dir.path())).await.unwrap();
     let at = store.check_writable().await.unwrap();
     assert!(at.ends_with('Z'), "{at}");
     let beat: i64 = sqlx::query_scalar("SELECT count(*) FROM heartbeat")
@@ -134,7 +134,7 @@ async fn the_read_pool_refuses_writes_and_the_writer_proves_writability() {
 
 #[tokio::test]
 async fn a_bad_url_or_an_unwritable_folder_is_a_clear_error() {
-    let err = Store::open(&StoreOptions {
+    let err = Sqlite::open(&StoreOptions {
         url: "mysql://nope".into(),
         read_connections: 1,
         busy_timeout: Duration::from_secs(1),
@@ -146,7 +146,7 @@ async fn a_bad_url_or_an_unwritable_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").unwrap();
-    let err = Store::open(&StoreOptions {
+    let err = Sqlite::open(&StoreOptions {
         url: format!("sqlite://{}/sub/hoist.db", blocker.display()),
         read_connections: 1,
         busy_timeout: Duration::from_secs(1),
@@ -219,7 +219,7 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         pool.close().await;
     }
 
-    let store = Store::open(&StoreOptions {
+    let store = Sqlite::open(&StoreOptions {
         url,
         read_connections: 1,
         busy_timeout: Duration::from_secs(5),
@@ -312,4 +312,32 @@ async fn a_first_schema_database_with_rows_upgrades_and_loses_no_work() {
         "nothing for a worker to do yet, and the publication that succeeded is left alone"
     );
     store.close().await;
+}
+
+/// The conformance suite on SQLite: a fresh database file per test. SQLite runs one hoist
+/// process per file, so a pair is that one process's store twice: its workers and
+/// reconciler race through the single writer as two replicas race on PostgreSQL.
+mod conformance_on_sqlite {
+    use super::*;
+
+    fn options(dir: &Path) -> StoreOptions {
+        StoreOptions {
+            url: format!("sqlite://{}/hoist.db", dir.display()),
+            read_connections: 2,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn open() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Store::open(&options(dir.path())).await.unwrap(), dir)
+    }
+
+    async fn open_pair() -> (Store, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(&options(dir.path())).await.unwrap();
+        (a.clone(), a, dir)
+    }
+
+    crate::conformance_suite!(open, open_pair);
 }

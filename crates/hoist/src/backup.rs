@@ -10,6 +10,12 @@ use anyhow::Context;
 pub async fn backup(config_path: Option<PathBuf>, destination: &Path) -> anyhow::Result<()> {
     // Only the database settings matter: a backup needs none of the secrets.
     let config = crate::config_load::load_without_secrets(config_path.as_deref())?;
+    if config.database.kind == hoist_domain::config::DatabaseKind::Postgres {
+        anyhow::bail!(
+            "hoist backup copies a SQLite database; on PostgreSQL use its own tools, e.g. \
+             pg_dump --format=custom --file=hoist.dump \"$URL\" (docs/deploy.md)"
+        );
+    }
     let options = crate::serve::store_options(&config);
     let report = hoist_store::backup(&options, destination)
         .await

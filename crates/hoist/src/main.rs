@@ -55,6 +55,13 @@ enum Command {
         /// The new file to write; it must not exist.
         path: PathBuf,
     },
+    /// Copy a SQLite database (hoist stopped) into the configured PostgreSQL database, which
+    /// must be new and empty: every row with its id, the ledger included, in one
+    /// transaction. Moving off SQLite: docs/deploy.md.
+    ImportSqlite {
+        /// The SQLite database, sqlite://path/to/hoist.db or a path.
+        source: String,
+    },
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -208,6 +215,10 @@ fn main() -> ExitCode {
         Command::Migrate => {
             logging::init(cli.log_format);
             run_async(serve::migrate(cli.config))
+        }
+        Command::ImportSqlite { source } => {
+            logging::init(cli.log_format);
+            run_async(serve::import_sqlite(cli.config, &source))
         }
     }
 }

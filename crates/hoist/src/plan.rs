@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, anyhow, bail};
 use hoist_domain::CommitSha;
+use hoist_domain::config::DatabaseKind;
 use hoist_domain::tags::{
     ComputedTags, EventContext, GitRef, HoldReason, PublicationPlan, TagPolicy, TagRole, Version,
 };
@@ -125,12 +126,21 @@ pub fn run(config_path: Option<&Path>, args: &PlanArgs) -> anyhow::Result<String
             let computed = repo.tag_policy.compute(&event)?;
             let image = repo.image.name();
             let url = config.database.url.clone();
+            let kind = config.database.kind;
             let (live, current) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(async {
                     // Read-only: planning never creates, migrates or writes the database.
-                    let store = Store::open_read_only(&url).await?;
+                    let store = match kind {
+                        DatabaseKind::Sqlite => Store::open_read_only(&url).await?,
+                        DatabaseKind::Postgres => {
+                            // PostgreSQL's password is the one secret a plan needs.
+                            let config = crate::config_load::load(config_path)?;
+                            let options = crate::serve::postgres_options(&config);
+                            hoist_store_postgres::open_read_only(&options).await?
+                        }
+                    };
                     let live = store.live_versions(&image, None).await?;
                     let current = store.list_tags(&image, "", 100_000).await?;
                     store.close().await;

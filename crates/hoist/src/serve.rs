@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use hoist_api::{AppState, BuildInfo, HttpOptions};
 use hoist_domain::Backoff;
-use hoist_domain::config::Config;
+use hoist_domain::config::{Config, DatabaseKind};
 use hoist_domain::metrics::PipelineCounters;
 use hoist_pipeline::{Pipeline, PipelineOptions};
 use hoist_registry::{Client, RegistrySettings};
 use hoist_store::{Store, StoreOptions};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,13 +37,31 @@ pub(crate) fn store_options(config: &Config) -> StoreOptions {
     }
 }
 
+pub(crate) fn postgres_options(config: &Config) -> hoist_store_postgres::PgOptions {
+    let db = &config.database;
+    hoist_store_postgres::PgOptions {
+        url: db.url.clone(),
+        password: db.password.as_ref().map(|p| p.expose_secret().to_owned()),
+        max_connections: db.max_connections,
+        acquire_timeout: db.busy_timeout,
+    }
+}
+
+/// Opens and migrates the database the configuration names: SQLite or PostgreSQL.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(match config.database.kind {
+        DatabaseKind::Sqlite => Store::open(&store_options(config)).await?,
+        DatabaseKind::Postgres => hoist_store_postgres::open(&postgres_options(config)).await?,
+    })
+}
+
 pub async fn migrate(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = crate::config_load::load(config_path.as_deref())?;
-    let store = Store::open(&store_options(&config)).await?;
+    let store = open_store(&config).await?;
     let applied = store.applied_migrations().await?;
     let latest = applied.last().map_or(0, |m| m.version);
     tracing::info!(
-        database = %store.path().display(),
+        database = %store.describe(),
         migrations = applied.len(),
         version = latest,
         "database schema is up to date"
@@ -51,13 +70,37 @@ pub async fn migrate(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn import_sqlite(config_path: Option<PathBuf>, source: &str) -> anyhow::Result<()> {
+    let config = crate::config_load::load(config_path.as_deref())?;
+    if config.database.kind != DatabaseKind::Postgres {
+        anyhow::bail!(
+            "import-sqlite copies into PostgreSQL, and database.url is {:?}: point it at the \
+             new PostgreSQL database first",
+            config.database.url
+        );
+    }
+    let source = if source.starts_with("sqlite:") {
+        source.to_owned()
+    } else {
+        format!("sqlite://{source}")
+    };
+    let imported = hoist_store_postgres::import_sqlite(&postgres_options(&config), &source)
+        .await
+        .with_context(|| format!("cannot import {source}"))?;
+    for (table, rows) in &imported.tables {
+        tracing::info!(table, rows, "copied");
+    }
+    tracing::info!(rows = imported.rows(), from = %source, "import done");
+    Ok(())
+}
+
 pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = crate::config_load::load(config_path.as_deref())?;
     let build = build_info();
     tracing::info!(version = %build.version, git_sha = %build.git_sha, "hoist starting");
 
-    let store = Store::open(&store_options(&config)).await?;
-    tracing::info!(database = %store.path().display(), "database open and migrated");
+    let store = open_store(&config).await?;
+    tracing::info!(database = %store.describe(), kind = store.kind(), "database open and migrated");
 
     let listener = TcpListener::bind(config.server.listen)
         .await

@@ -82,13 +82,20 @@ impl Default for ServerSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
-    /// SQLite URL; a relative path is relative to the working directory and its folder is
-    /// created. Default `sqlite://data/hoist.db`.
+    /// `sqlite://path/to/file.db` (a relative path is relative to the working directory and
+    /// its folder is created), or `postgres://user@host:port/database` for several replicas
+    /// on PostgreSQL (TLS through `sslmode` in the URL). Default `sqlite://data/hoist.db`.
     pub url: String,
-    /// Connections in the read-only pool. Default `4`.
+    /// SQLite: connections in the read-only pool. Default `4`.
     pub read_connections: u32,
-    /// How long a connection waits on a lock before failing. Default `5s`.
+    /// SQLite: how long a connection waits on a lock before failing; PostgreSQL: how long
+    /// a caller waits for a free connection. Default `5s`.
     pub busy_timeout: String,
+    /// PostgreSQL: the password, named by environment variable or file, never in the URL.
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    /// PostgreSQL: connections each hoist process keeps open. Default `10`.
+    pub max_connections: u32,
 }
 
 impl Default for DatabaseSection {
@@ -97,6 +104,9 @@ impl Default for DatabaseSection {
             url: "sqlite://data/hoist.db".to_owned(),
             read_connections: 4,
             busy_timeout: "5s".to_owned(),
+            password_env: None,
+            password_file: None,
+            max_connections: 10,
         }
     }
 }

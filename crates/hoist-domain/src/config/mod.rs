@@ -20,8 +20,8 @@ pub use file::{
     RegistryEntry, RepositoryEntry, RetentionSection, ServerSection, SigningSection,
 };
 pub use resolved::{
-    ApiToken, CiToken, Config, Credentials, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi,
-    Oidc, Publish, Registry, Repository, Role, Server, Signing,
+    ApiToken, CiToken, Config, Credentials, Database, DatabaseKind, GITHUB_ACTIONS_ISSUER, GitHub,
+    GitHubApi, Oidc, Publish, Registry, Repository, Role, Server, Signing,
 };
 pub use validate::{Problem, Problems, ProcessEnv, SecretSource, UncheckedSecrets};
 

@@ -56,8 +56,22 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub url: String,
+    pub kind: DatabaseKind,
     pub read_connections: u32,
     pub busy_timeout: Duration,
+    /// PostgreSQL's password, when one is configured.
+    pub password: Option<SecretString>,
+    /// PostgreSQL's pool size per process.
+    pub max_connections: u32,
+}
+
+/// Which database `database.url` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// The embedded default: one hoist process on one file.
+    Sqlite,
+    /// Several hoist replicas on one database.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -212,7 +212,7 @@ platforms = ["linux/amd65", "linux/arm64"]
     let expected = [
         "server.listen: \"localhost\" is not an address like 127.0.0.1:8080",
         "server.request_timeout: \"soon\" is not a duration like \"30s\" or \"6h\": unknown time unit \"soon\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)",
-        "database.url: \"postgres://x\" is not a sqlite: URL",
+        "database.url: \"postgres://x\" names no database: expected postgres://user@host:port/database",
         "database.read_connections: must be between 1 and 64",
         "publish.workers: must be between 1 and 64",
         "publish.wait_timeout: \"0s\" must be longer than zero",
@@ -704,4 +704,77 @@ fn oidc_is_on_with_an_audience_and_its_issuer_must_be_https_off_loopback() {
             .starts_with("repository[0].ci_workflows[1]: \"release.yml\" is not a workflow glob"),
         "{found:#?}"
     );
+}
+
+#[test]
+fn a_postgres_database_takes_its_password_from_env_or_file_never_from_the_url() {
+    let pg = |extra: &str| {
+        format!("[database]\nurl = \"postgres://hoist@db:5432/hoist?sslmode=verify-full\"\n{extra}")
+    };
+    let config = ConfigFile::parse(
+        &pg("password_env = \"PGPASS\"\nmax_connections = 20"),
+        "pg.toml",
+    )
+    .expect("parse")
+    .validate(&env(&[("PGPASS", "s3cret\n")]))
+    .expect("valid");
+    assert_eq!(config.database.kind, DatabaseKind::Postgres);
+    assert_eq!(config.database.max_connections, 20);
+    let password = config.database.password.as_ref().expect("password");
+    assert_eq!(password.expose_secret(), "s3cret");
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "the password stays out of Debug"
+    );
+
+    let open = ConfigFile::parse(&pg(""), "pg.toml")
+        .expect("parse")
+        .validate(&env(&[]))
+        .expect("valid");
+    assert!(
+        open.database.password.is_none(),
+        "trust or certificate auth: no password"
+    );
+    let sqlite = ConfigFile::parse("", "empty")
+        .expect("parse")
+        .validate(&env(&[]))
+        .expect("valid");
+    assert_eq!(sqlite.database.kind, DatabaseKind::Sqlite);
+
+    for (toml, expected) in [
+        (
+            "[database]\nurl = \"postgres://hoist:hunter2@db/hoist\"".to_owned(),
+            "database.url: \"postgres://hoist:hunter2@db/hoist\" holds a password: give it with database.password_env or password_file",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?password=x\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?password=x\" holds a password: give it with database.password_env or password_file",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?sslmode=on\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?sslmode=on\" has sslmode=\"on\": expected one of disable, allow, prefer, require, verify-ca, verify-full",
+        ),
+        (
+            "[database]\nurl = \"postgres:///hoist\"".to_owned(),
+            "database.url: \"postgres:///hoist\" names no host: expected postgres://user@host:port/database",
+        ),
+        (
+            "[database]\nurl = \"mysql://db/hoist\"".to_owned(),
+            "database.url: \"mysql://db/hoist\" is neither sqlite://path/to/file.db nor postgres://user@host:port/database",
+        ),
+        (
+            "[database]\npassword_env = \"PGPASS\"".to_owned(),
+            "database: password_env and password_file are for PostgreSQL; SQLite has no password",
+        ),
+        (
+            pg("password_env = \"MISSING\""),
+            "database.password_env: environment variable \"MISSING\" is not set",
+        ),
+        (
+            pg("max_connections = 1"),
+            "database.max_connections: must be between 2 and 500",
+        ),
+    ] {
+        assert_problem(&toml, &env(&[]), expected);
+    }
 }

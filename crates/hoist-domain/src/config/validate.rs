@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::entries::{registry, repository};
 use super::file::ConfigFile;
 use super::resolved::{
-    ApiToken, CiToken, Config, Database, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi, Oidc, Publish,
-    Registry, Repository, Role, Server, Signing,
+    ApiToken, CiToken, Config, Database, DatabaseKind, GITHUB_ACTIONS_ISSUER, GitHub, GitHubApi,
+    Oidc, Publish, Registry, Repository, Role, Server, Signing,
 };
 use crate::signing::{PublicKey, SigningKey};
 use crate::{ImageRef, RepoPattern};
@@ -234,9 +234,7 @@ impl ConfigFile {
         }
 
         let db = &self.database;
-        if !db.url.starts_with("sqlite:") {
-            c.push("database.url", format!("{:?} is not a sqlite: URL", db.url));
-        }
+        let (db_kind, db_password) = self.database(&mut c, source);
         if !(1..=64).contains(&db.read_connections) {
             c.push("database.read_connections", "must be between 1 and 64");
         }
@@ -327,8 +325,11 @@ impl ConfigFile {
             },
             database: Database {
                 url: db.url.clone(),
+                kind: db_kind.expect(complete),
                 read_connections: db.read_connections,
                 busy_timeout: busy_timeout.expect(complete),
+                password: db_password,
+                max_connections: db.max_connections,
             },
             github: GitHub {
                 webhook_secrets,
@@ -391,6 +392,59 @@ impl ConfigFile {
             key: std::sync::Arc::new(key?),
             previous,
         })
+    }
+
+    /// Which database the URL names, and PostgreSQL's password. A URL that holds a password,
+    /// names no host or database, or sets an unknown `sslmode` is refused here, before
+    /// anything connects.
+    fn database(
+        &self,
+        c: &mut Collector,
+        source: &dyn SecretSource,
+    ) -> (Option<DatabaseKind>, Option<SecretString>) {
+        let db = &self.database;
+        let has_password = db.password_env.is_some() || db.password_file.is_some();
+        if db.url.starts_with("sqlite:") {
+            if has_password {
+                c.push(
+                    "database",
+                    "password_env and password_file are for PostgreSQL; SQLite has no password",
+                );
+            }
+            return (Some(DatabaseKind::Sqlite), None);
+        }
+        let Some(rest) = db
+            .url
+            .strip_prefix("postgres://")
+            .or_else(|| db.url.strip_prefix("postgresql://"))
+        else {
+            c.push(
+                "database.url",
+                format!(
+                    "{:?} is neither sqlite://path/to/file.db nor postgres://user@host:port/database",
+                    db.url
+                ),
+            );
+            return (None, None);
+        };
+        if let Err(problem) = check_postgres_url(rest) {
+            c.push("database.url", format!("{:?} {problem}", db.url));
+        }
+        if !(2..=500).contains(&db.max_connections) {
+            c.push("database.max_connections", "must be between 2 and 500");
+        }
+        let password = (has_password && source.reads_secrets())
+            .then(|| {
+                c.secret(
+                    source,
+                    "database",
+                    "password",
+                    db.password_env.as_deref(),
+                    db.password_file.as_deref(),
+                )
+            })
+            .flatten();
+        (Some(DatabaseKind::Postgres), password)
     }
 
     fn github_api(&self, c: &mut Collector, source: &dyn SecretSource) -> Option<GitHubApi> {
@@ -707,4 +761,51 @@ impl SecretSource for UncheckedSecrets {
     fn reads_secrets(&self) -> bool {
         false
     }
+}
+
+/// What is wrong with a PostgreSQL URL (the part after `postgres://`), if anything.
+fn check_postgres_url(rest: &str) -> Result<(), String> {
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (database, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+    if userinfo.contains(':') {
+        return Err(
+            "holds a password: give it with database.password_env or password_file".to_owned(),
+        );
+    }
+    if host.is_empty() || host.starts_with(':') {
+        return Err("names no host: expected postgres://user@host:port/database".to_owned());
+    }
+    if database.is_empty() {
+        return Err("names no database: expected postgres://user@host:port/database".to_owned());
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                const MODES: [&str; 6] = [
+                    "disable",
+                    "allow",
+                    "prefer",
+                    "require",
+                    "verify-ca",
+                    "verify-full",
+                ];
+                if !MODES.contains(&value) {
+                    return Err(format!(
+                        "has sslmode={value:?}: expected one of {}",
+                        MODES.join(", ")
+                    ));
+                }
+            }
+            "password" => {
+                return Err(
+                    "holds a password: give it with database.password_env or password_file"
+                        .to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -1,18 +1,8 @@
-use std::time::Duration;
+//! The ledger: tag moves, immutability, rollbacks, and the view always equal to the events.
 
-use super::*;
+use crate::{MoveIntent, MoveOutcome, Store, TagMove};
 
 const IMAGE: &str = "ghcr.io/octo-org/app";
-
-async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::open(&StoreOptions {
-        url: format!("sqlite://{}/hoist.db", dir.path().display()),
-        read_connections: 2,
-        busy_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap()
-}
 
 fn digest(n: u32) -> String {
     format!("sha256:{n:064x}")
@@ -71,10 +61,7 @@ async fn assert_view_matches_events(store: &Store) {
     assert_eq!(view, replayed);
 }
 
-#[tokio::test]
-async fn moves_create_then_move_and_the_same_move_again_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+pub async fn moves_create_then_move_and_the_same_move_again_writes_nothing(store: &Store) {
     let (a, b) = (digest(1), digest(2));
     let MoveOutcome::Moved(created) = store.move_tag(&publish("latest", &a, false)).await.unwrap()
     else {
@@ -96,14 +83,11 @@ async fn moves_create_then_move_and_the_same_move_again_writes_nothing() {
         (moved.kind.as_str(), moved.previous_digest.as_deref()),
         ("move", Some(a.as_str()))
     );
-    assert_eq!(events(&store, Some("latest")).await.len(), 2);
-    assert_view_matches_events(&store).await;
+    assert_eq!(events(store, Some("latest")).await.len(), 2);
+    assert_view_matches_events(store).await;
 }
 
-#[tokio::test]
-async fn an_immutable_tag_is_refused_elsewhere_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+pub async fn an_immutable_tag_is_refused_elsewhere_unless_forced(store: &Store) {
     let (a, b) = (digest(1), digest(2));
     store.move_tag(&publish("1.2.3", &a, true)).await.unwrap();
     assert_eq!(
@@ -131,13 +115,10 @@ async fn an_immutable_tag_is_refused_elsewhere_unless_forced() {
         "1.2.3"
     );
     assert!(store.tags_at_digest(IMAGE, &a).await.unwrap().is_empty());
-    assert_view_matches_events(&store).await;
+    assert_view_matches_events(store).await;
 }
 
-#[tokio::test]
-async fn rollbacks_are_recorded_as_such() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+pub async fn rollbacks_are_recorded_as_such(store: &Store) {
     store
         .move_tag(&publish("latest", &digest(1), false))
         .await
@@ -161,10 +142,7 @@ async fn rollbacks_are_recorded_as_such() {
 
 /// A deterministic random walk of moves over a few tags and digests; after every step the
 /// view and the ledger agree.
-#[tokio::test]
-async fn events_and_view_agree_after_every_operation() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+pub async fn events_and_view_agree_after_every_operation(store: &Store) {
     let tags = ["latest", "1", "1.2", "1.2.3", "edge"];
     let mut state = 7u64;
     let mut next = || {
@@ -186,16 +164,13 @@ async fn events_and_view_agree_after_every_operation() {
             ..publish(tag, &target, tag == "1.2.3")
         };
         store.move_tag(&m).await.unwrap();
-        assert_view_matches_events(&store).await;
+        assert_view_matches_events(store).await;
     }
     let counts = store.tag_counts().await.unwrap();
     assert_eq!(counts, [(IMAGE.to_owned(), 5)]);
 }
 
-#[tokio::test]
-async fn immutability_belongs_to_the_tag_whatever_writes_it_next() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+pub async fn immutability_belongs_to_the_tag_whatever_writes_it_next(store: &Store) {
     let (a, b) = (digest(1), digest(2));
     store.move_tag(&publish("1.2.3", &a, true)).await.unwrap();
     // A plain line computing the same name later cannot re-point it, nor can a rollback.
@@ -228,5 +203,5 @@ async fn immutability_belongs_to_the_tag_whatever_writes_it_next() {
         store.move_tag(&publish("1.2.3", &a, false)).await.unwrap(),
         MoveOutcome::Refused { current: b }
     );
-    assert_view_matches_events(&store).await;
+    assert_view_matches_events(store).await;
 }

@@ -1,3 +1,7 @@
+//! Ingest: webhook deliveries (releases and tag pushes) and CI build reports, what they
+//! resolve and queue, retention of what they leave behind, and the same delivery or report
+//! arriving at two replicas at once.
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -8,28 +12,32 @@ use hoist_domain::github::{PushEvent, ReleaseEvent, WebhookEvent};
 use hoist_domain::job::Job;
 use serde_json::json;
 
-use super::*;
+use super::{count, execute, rows, text};
+use crate::publications::NO_BUILDS_YET;
+use crate::{
+    BuildOutcome, Delivery, MoveIntent, MoveOutcome, Purged, Recorded, Store, TagMove, Target,
+    WebhookEffect,
+};
 
 const COMMIT: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const OTHER: &str = "0000000000000000000000000000000000000abc";
 const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const REPOSITORY: &str = "Codertocat/Hello-World";
+const IMAGE: &str = "ghcr.io/codertocat/hello-world";
+
+/// A time long past, as both databases write timestamps, and the same instant in unix
+/// seconds (as GitHub's `pushed_at`).
+const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
+const LONG_AGO_UNIX: i64 = 946_684_800;
 
 struct Fixture {
     store: Store,
     config: Config,
-    _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreOptions {
-        url: format!("sqlite://{}/hoist.db", dir.path().display()),
-        read_connections: 2,
-        busy_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+/// The fixture over the case's store (a cheap handle: the runner owns the database).
+fn fixture(store: &Store) -> Fixture {
     let config = ConfigFile::parse(
         r#"
 [[registry]]
@@ -47,9 +55,8 @@ sources = ["ghcr.io/codertocat/ci"]
     .validate(&HashMap::new())
     .unwrap();
     Fixture {
-        store,
+        store: store.clone(),
         config,
-        _dir: dir,
     }
 }
 
@@ -133,16 +140,23 @@ impl Fixture {
 
     fn target(&self) -> Target {
         Target {
-            image: "ghcr.io/codertocat/hello-world".to_owned(),
+            image: IMAGE.to_owned(),
             default_branch: "main".to_owned(),
         }
     }
 
     async fn publications(&self) -> Vec<(String, String)> {
-        sqlx::query_as("SELECT commit_sha, state FROM publications ORDER BY id")
-            .fetch_all(self.store.reader())
-            .await
-            .unwrap()
+        rows(
+            &self.store,
+            "SELECT commit_sha, state FROM publications ORDER BY id",
+        )
+        .await
+        .into_iter()
+        .map(|row| match &row[..] {
+            [Some(commit), Some(state)] => (commit.clone(), state.clone()),
+            other => panic!("a publication row {other:?}"),
+        })
+        .collect()
     }
 
     async fn deliver_release(&self, id: &str, event: &ReleaseEvent) -> Recorded {
@@ -150,7 +164,7 @@ impl Fixture {
             delivery_id: id,
             event: "release",
             action: Some(event.action.as_str()),
-            repository: Some("Codertocat/Hello-World"),
+            repository: Some(REPOSITORY),
             body_sha256: id,
         };
         self.store
@@ -172,7 +186,7 @@ impl Fixture {
             delivery_id: id,
             event: "push",
             action: None,
-            repository: Some("Codertocat/Hello-World"),
+            repository: Some(REPOSITORY),
             body_sha256: id,
         };
         self.store
@@ -190,27 +204,32 @@ impl Fixture {
     }
 
     async fn jobs(&self) -> Vec<Job> {
-        let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM jobs ORDER BY id")
-            .fetch_all(self.store.reader())
+        rows(&self.store, "SELECT payload FROM jobs ORDER BY id")
             .await
-            .unwrap();
-        payloads
             .iter()
-            .map(|p| Job::from_payload(p).unwrap())
+            .map(|row| Job::from_payload(row[0].as_deref().unwrap()).unwrap())
             .collect()
     }
 
     async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(self.store.reader())
-            .await
-            .unwrap()
+        count(&self.store, table).await
+    }
+
+    /// The id of the one publication of `commit`.
+    async fn publication_of(&self, commit: &str) -> i64 {
+        text(
+            &self.store,
+            &format!("SELECT CAST(id AS TEXT) FROM publications WHERE commit_sha = '{commit}'"),
+        )
+        .await
+        .unwrap()
+        .parse()
+        .unwrap()
     }
 }
 
-#[tokio::test]
-async fn a_redelivery_gets_the_first_answer_and_stores_nothing_new() {
-    let f = fixture().await;
+pub async fn a_redelivery_gets_the_first_answer_and_stores_nothing_new(store: &Store) {
+    let f = fixture(store);
     let event = release("published", "v1.0.0", COMMIT);
     let first = f.deliver_release("d-1", &event).await;
     assert!(!first.duplicate);
@@ -223,9 +242,10 @@ async fn a_redelivery_gets_the_first_answer_and_stores_nothing_new() {
     assert_eq!(f.count("publications").await, 1);
 }
 
-#[tokio::test]
-async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_builds() {
-    let f = fixture().await;
+pub async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_builds(
+    store: &Store,
+) {
+    let f = fixture(store);
     let recorded = f
         .deliver_release("d-1", &release("published", "v1.0.0", COMMIT))
         .await;
@@ -249,10 +269,7 @@ async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_build
         .unwrap();
     assert_eq!(
         (parked[0].step, parked[0].error.as_deref()),
-        (
-            Some(hoist_domain::Step::Wait),
-            Some(publications::NO_BUILDS_YET)
-        )
+        (Some(hoist_domain::Step::Wait), Some(NO_BUILDS_YET))
     );
     // The first build wakes it.
     let report = build_report(&f, "linux/amd64", DIGEST_A, None);
@@ -264,9 +281,8 @@ async fn a_release_whose_target_is_a_commit_resolves_at_once_and_waits_for_build
     assert_eq!(kinds, ["publish"]);
 }
 
-#[tokio::test]
-async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
-    let f = fixture().await;
+pub async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit(store: &Store) {
+    let f = fixture(store);
     let recorded = f
         .deliver_release("d-1", &release("published", "v1.0.0", "main"))
         .await;
@@ -288,11 +304,7 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
         pushed.answer.reason.as_deref(),
         Some(format!("tag v1.0.0 is commit {COMMIT}").as_str())
     );
-    let releases = f
-        .store
-        .list_releases("Codertocat/Hello-World", 0, 10)
-        .await
-        .unwrap();
+    let releases = f.store.list_releases(REPOSITORY, 0, 10).await.unwrap();
     assert_eq!(
         releases[0].commit.as_ref().map(|c| c.as_str()),
         Some(COMMIT)
@@ -304,9 +316,8 @@ async fn a_release_on_a_branch_waits_until_a_tag_push_names_its_commit() {
     );
 }
 
-#[tokio::test]
-async fn a_claimed_build_for_the_tag_decides_nothing_and_a_contradiction_shows() {
-    let f = fixture().await;
+pub async fn a_claimed_build_for_the_tag_decides_nothing_and_a_contradiction_shows(store: &Store) {
+    let f = fixture(store);
     f.deliver_push("d-0", "v2.0.0", &tag_push("v2.0.0", Some(OTHER)))
         .await;
     let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v2.0.0"));
@@ -340,9 +351,12 @@ async fn a_claimed_build_for_the_tag_decides_nothing_and_a_contradiction_shows()
         [(OTHER.to_owned(), "waiting".to_owned())],
         "the publication is of the signed commit, whose builds it waits for"
     );
+}
 
-    // A claim arriving after the release resolved is a conflict too.
-    let f = fixture().await;
+/// The second half of the case above, which needs a database of its own.
+pub async fn a_claim_arriving_after_the_release_resolved_is_a_conflict_too(store: &Store) {
+    let f = fixture(store);
+    let report = build_report(&f, "linux/amd64", DIGEST_A, Some("refs/tags/v2.0.0"));
     f.deliver_release("d-1", &release("published", "v2.0.0", OTHER))
         .await;
     f.store
@@ -363,9 +377,8 @@ async fn a_claimed_build_for_the_tag_decides_nothing_and_a_contradiction_shows()
     );
 }
 
-#[tokio::test]
-async fn a_build_arriving_after_the_release_resolves_it() {
-    let f = fixture().await;
+pub async fn a_build_arriving_after_the_release_resolves_it(store: &Store) {
+    let f = fixture(store);
     f.deliver_release("d-1", &release("published", "v3.0.0", "main"))
         .await;
     let report = build_report(&f, "linux/arm64", DIGEST_A, Some("refs/tags/v3.0.0"));
@@ -373,11 +386,7 @@ async fn a_build_arriving_after_the_release_resolves_it() {
         .record_build(&f.target(), &report, &claimed())
         .await
         .unwrap();
-    let releases = f
-        .store
-        .list_releases("Codertocat/Hello-World", 0, 10)
-        .await
-        .unwrap();
+    let releases = f.store.list_releases(REPOSITORY, 0, 10).await.unwrap();
     assert_eq!(releases[0].commit, None, "a claim resolves nothing");
     assert_eq!(
         releases[0].detail.as_deref(),
@@ -392,11 +401,7 @@ async fn a_build_arriving_after_the_release_resolves_it() {
             .unwrap(),
         BuildOutcome::Recorded(_)
     ));
-    let releases = f
-        .store
-        .list_releases("Codertocat/Hello-World", 0, 10)
-        .await
-        .unwrap();
+    let releases = f.store.list_releases(REPOSITORY, 0, 10).await.unwrap();
     assert_eq!(releases[0].commit_source.as_deref(), Some("oidc"));
     assert_eq!(releases[0].detail, None);
     assert_eq!(
@@ -411,9 +416,8 @@ async fn a_build_arriving_after_the_release_resolves_it() {
     );
 }
 
-#[tokio::test]
-async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
-    let f = fixture().await;
+pub async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final(store: &Store) {
+    let f = fixture(store);
     let mut draft = release("created", "v4.0.0", COMMIT);
     draft.draft = true;
     let recorded = f.deliver_release("d-1", &draft).await;
@@ -443,17 +447,11 @@ async fn drafts_are_stored_but_not_acted_on_and_deletion_is_final() {
     );
 }
 
-#[tokio::test]
-async fn a_deleted_tag_names_no_commit_until_it_is_pushed_again() {
-    let f = fixture().await;
+pub async fn a_deleted_tag_names_no_commit_until_it_is_pushed_again(store: &Store) {
+    let f = fixture(store);
     f.deliver_push("d-1", "v5", &tag_push("v5", Some(COMMIT)))
         .await;
-    let tagged = || async {
-        sqlx::query_scalar::<_, Option<String>>("SELECT commit_sha FROM git_tags WHERE tag = 'v5'")
-            .fetch_one(f.store.reader())
-            .await
-            .unwrap()
-    };
+    let tagged = || text(store, "SELECT commit_sha FROM git_tags WHERE tag = 'v5'");
     assert_eq!(tagged().await.as_deref(), Some(COMMIT));
     let deleted = f.deliver_push("d-2", "v5", &tag_push("v5", None)).await;
     assert_eq!(deleted.answer.reason.as_deref(), Some("tag v5 deleted"));
@@ -470,9 +468,8 @@ async fn a_deleted_tag_names_no_commit_until_it_is_pushed_again() {
     assert_eq!(tagged().await.as_deref(), Some(OTHER));
 }
 
-#[tokio::test]
-async fn builds_are_idempotent_replaceable_until_published_then_refused() {
-    let f = fixture().await;
+pub async fn builds_are_idempotent_replaceable_until_published_then_refused(store: &Store) {
+    let f = fixture(store);
     let a = build_report(&f, "linux/amd64", DIGEST_A, None);
     assert!(matches!(
         f.store
@@ -511,9 +508,8 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
     }
     assert_eq!(f.count("builds").await, 1);
 
-    sqlx::query("INSERT INTO publications (image, repository, commit_sha, state) VALUES ('ghcr.io/codertocat/hello-world', 'Codertocat/Hello-World', ?, 'succeeded')")
-        .bind(COMMIT)
-        .execute(f.store.writer())
+    f.store
+        .mark_published(REPOSITORY, IMAGE, COMMIT)
         .await
         .unwrap();
     match f
@@ -536,16 +532,15 @@ async fn builds_are_idempotent_replaceable_until_published_then_refused() {
     ));
     let builds = f
         .store
-        .list_builds("Codertocat/Hello-World", Some(COMMIT), 0, 10)
+        .list_builds(REPOSITORY, Some(COMMIT), 0, 10)
         .await
         .unwrap();
     assert_eq!(builds.len(), 1);
     assert_eq!(builds[0].digest.as_str(), DIGEST_B);
 }
 
-#[tokio::test]
-async fn an_index_build_and_per_platform_builds_are_distinct() {
-    let f = fixture().await;
+pub async fn an_index_build_and_per_platform_builds_are_distinct(store: &Store) {
+    let f = fixture(store);
     let mut body = json!({"repository": "Codertocat/Hello-World", "commit": COMMIT, "image": format!("ghcr.io/codertocat/ci@{DIGEST_A}")});
     let index = build::validate(&body, &f.config).unwrap();
     f.store
@@ -565,24 +560,19 @@ async fn an_index_build_and_per_platform_builds_are_distinct() {
         )
         .await
         .unwrap();
-    let builds = f
-        .store
-        .list_builds("Codertocat/Hello-World", None, 0, 10)
-        .await
-        .unwrap();
+    let builds = f.store.list_builds(REPOSITORY, None, 0, 10).await.unwrap();
     let platforms: Vec<Option<&str>> = builds.iter().map(|b| b.platform.as_deref()).collect();
     assert_eq!(platforms, [None, Some("linux/amd64")]);
     let page = f
         .store
-        .list_builds("Codertocat/Hello-World", None, builds[0].id, 10)
+        .list_builds(REPOSITORY, None, builds[0].id, 10)
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
 }
 
-#[tokio::test]
-async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
-    let f = fixture().await;
+pub async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too(store: &Store) {
+    let f = fixture(store);
     for platform in ["linux/amd64", "linux/arm64"] {
         let first = build_report(&f, platform, DIGEST_A, Some("refs/tags/v1.0.0"));
         f.store
@@ -600,11 +590,7 @@ async fn the_same_images_reported_for_a_second_tag_resolve_that_release_too() {
             .unwrap(),
         BuildOutcome::Unchanged(_)
     ));
-    let releases = f
-        .store
-        .list_releases("Codertocat/Hello-World", 0, 10)
-        .await
-        .unwrap();
+    let releases = f.store.list_releases(REPOSITORY, 0, 10).await.unwrap();
     assert_eq!(
         (
             releases[0].commit.as_ref().map(|c| c.as_str()),
@@ -627,9 +613,8 @@ async fn fired(notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>)
     }
 }
 
-#[tokio::test]
-async fn the_workers_are_woken_only_when_a_delivery_or_a_build_queued_a_job() {
-    let f = fixture().await;
+pub async fn the_workers_are_woken_only_when_a_delivery_or_a_build_queued_a_job(store: &Store) {
+    let f = fixture(store);
     let woken = f.store.jobs_changed();
     tokio::pin!(woken);
     woken.as_mut().enable();
@@ -661,9 +646,10 @@ async fn the_workers_are_woken_only_when_a_delivery_or_a_build_queued_a_job() {
     assert!(fired(again.as_mut()).await);
 }
 
-#[tokio::test]
-async fn retention_purges_old_records_keeps_the_ledger_and_ignores_pushes_it_cannot_place() {
-    let f = fixture().await;
+pub async fn retention_purges_old_records_keeps_the_ledger_and_ignores_pushes_it_cannot_place(
+    store: &Store,
+) {
+    let f = fixture(store);
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -676,51 +662,56 @@ async fn retention_purges_old_records_keeps_the_ledger_and_ignores_pushes_it_can
         pushed_at: Some(at),
         ..tag_push(tag, commit)
     };
-    // v6 went to OTHER, then to COMMIT; v7 was deleted. All long ago.
-    let first = pushed("v6", Some(OTHER), now - 100 * day);
+    // v6 went to OTHER, then to COMMIT; v7 was deleted. All long ago: GitHub took the pushes
+    // a day before and at LONG_AGO, and hoist received them then (set below).
+    let first = pushed("v6", Some(OTHER), LONG_AGO_UNIX - day);
     f.deliver_push("d-1", "v6", &first).await;
-    f.deliver_push("d-2", "v6", &pushed("v6", Some(COMMIT), now - 99 * day))
+    f.deliver_push("d-2", "v6", &pushed("v6", Some(COMMIT), LONG_AGO_UNIX))
         .await;
-    f.deliver_push("d-3", "v7", &pushed("v7", None, now - 99 * day))
+    f.deliver_push("d-3", "v7", &pushed("v7", None, LONG_AGO_UNIX))
         .await;
     // A finished publication with its steps and a ledger event, and a waiting one.
-    for (id, state, commit) in [(1, "succeeded", COMMIT), (2, "waiting", OTHER)] {
-        sqlx::query(
-            "INSERT INTO publications (id, image, repository, commit_sha, state)
-             VALUES (?1, 'ghcr.io/codertocat/hello-world', 'Codertocat/Hello-World', ?2, ?3)",
-        )
-        .bind(id)
-        .bind(commit)
-        .bind(state)
-        .execute(f.store.writer())
+    f.store
+        .mark_published(REPOSITORY, IMAGE, COMMIT)
         .await
         .unwrap();
-        for step in ["wait", "copy"] {
-            sqlx::query("INSERT INTO publication_steps (publication_id, step) VALUES (?1, ?2)")
-                .bind(id)
-                .bind(step)
-                .execute(f.store.writer())
-                .await
-                .unwrap();
+    execute(
+        store,
+        &format!(
+            "INSERT INTO publications (image, repository, commit_sha, state)
+             VALUES ('{IMAGE}', '{REPOSITORY}', '{OTHER}', 'waiting')"
+        ),
+    )
+    .await;
+    let (finished, waiting) = (
+        f.publication_of(COMMIT).await,
+        f.publication_of(OTHER).await,
+    );
+    for id in [finished, waiting] {
+        for step in [hoist_domain::Step::Wait, hoist_domain::Step::Copy] {
+            f.store.step_started(id, step).await.unwrap();
         }
     }
-    sqlx::query(
-        "INSERT INTO tag_events (image, tag, digest, kind, publication_id)
-         VALUES ('ghcr.io/codertocat/hello-world', '6.0.0', ?1, 'create', 1)",
-    )
-    .bind(DIGEST_A)
-    .execute(f.store.writer())
-    .await
-    .unwrap();
+    let event = TagMove {
+        image: IMAGE,
+        tag: "6.0.0",
+        digest: DIGEST_A,
+        immutable: false,
+        intent: MoveIntent::Publish,
+        reason: "",
+        publication_id: Some(finished),
+        release_tag: None,
+    };
+    assert!(matches!(
+        f.store.move_tag(&event).await.unwrap(),
+        MoveOutcome::Moved(_)
+    ));
     for statement in [
-        "UPDATE deliveries SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
-        "UPDATE git_tags SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
-        "UPDATE publications SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-99 days')",
+        format!("UPDATE deliveries SET received_at = '{LONG_AGO}'"),
+        format!("UPDATE git_tags SET updated_at = '{LONG_AGO}'"),
+        format!("UPDATE publications SET updated_at = '{LONG_AGO}'"),
     ] {
-        sqlx::query(statement)
-            .execute(f.store.writer())
-            .await
-            .unwrap();
+        execute(store, &statement).await;
     }
     // Yesterday's push stays.
     f.deliver_push("d-4", "v8", &pushed("v8", Some(COMMIT), now - day))
@@ -761,14 +752,85 @@ async fn retention_purges_old_records_keeps_the_ledger_and_ignores_pushes_it_can
             replay.answer
         );
     }
-    let v6: Option<String> = sqlx::query_scalar("SELECT commit_sha FROM git_tags WHERE tag = 'v6'")
-        .fetch_one(f.store.reader())
-        .await
-        .unwrap();
+    let v6 = text(store, "SELECT commit_sha FROM git_tags WHERE tag = 'v6'").await;
     assert_eq!(v6.as_deref(), Some(COMMIT));
     // A push GitHub took now still applies.
     let moved = f
         .deliver_push("d-6", "v6", &pushed("v6", Some(OTHER), now))
         .await;
     assert_eq!(moved.answer.outcome, "accepted", "{:?}", moved.answer);
+}
+
+/// Two replicas receive the same delivery (one X-GitHub-Delivery id) at once, as when
+/// GitHub's retry lands on the other one while the first is still answering: one of them
+/// records it, the other gets its answer back as a duplicate.
+pub async fn a_delivery_received_by_two_replicas_at_once_is_stored_once(a: &Store, b: &Store) {
+    let (fa, fb) = (fixture(a), fixture(b));
+    // A build of the commit first, so the release's publication has something to do and one
+    // delivery queues exactly one job.
+    let report = build_report(&fa, "linux/amd64", DIGEST_A, None);
+    fa.store
+        .record_build(&fa.target(), &report, &claimed())
+        .await
+        .unwrap();
+    assert!(fa.jobs().await.is_empty(), "a build alone queues nothing");
+    let event = release("published", "v1.0.0", COMMIT);
+    let deliver =
+        |f: Fixture, event: ReleaseEvent| async move { f.deliver_release("d-1", &event).await };
+    let (x, y) = tokio::join!(
+        tokio::spawn(deliver(fa, event.clone())),
+        tokio::spawn(deliver(fb, event))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(count(a, "deliveries").await, 1, "stored once");
+    assert_eq!((x.status, &x.answer), (y.status, &y.answer), "one answer");
+    assert_eq!(x.status, 202);
+    assert_eq!(
+        [x.duplicate, y.duplicate].iter().filter(|d| **d).count(),
+        1,
+        "exactly one replica saw it first: {x:?} {y:?}"
+    );
+    assert_eq!(count(a, "releases").await, 1);
+    assert_eq!(count(a, "publications").await, 1);
+    let id = fixture(a).publication_of(COMMIT).await;
+    assert_eq!(
+        fixture(b).jobs().await,
+        [Job::Publish { publication_id: id }],
+        "the jobs of one delivery, no more"
+    );
+}
+
+/// CI reports the same build to two replicas at once (a retried request): one builds row,
+/// recorded by one of them; the other finds it there, as a repeated report does.
+pub async fn a_build_reported_to_two_replicas_at_once_is_stored_once(a: &Store, b: &Store) {
+    let (fa, fb) = (fixture(a), fixture(b));
+    let report = build_report(&fa, "linux/amd64", DIGEST_A, Some("refs/tags/v1.0.0"));
+    let record = |f: Fixture, report: BuildReport| async move {
+        f.store
+            .record_build(&f.target(), &report, &claimed())
+            .await
+            .unwrap()
+    };
+    let (x, y) = tokio::join!(
+        tokio::spawn(record(fa, report.clone())),
+        tokio::spawn(record(fb, report))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(count(a, "builds").await, 1, "stored once");
+    // As on one store, where the same report again is Unchanged: one Recorded, one
+    // Unchanged, both of the same row.
+    let (recorded, unchanged) = match (x, y) {
+        (BuildOutcome::Recorded(r), BuildOutcome::Unchanged(u))
+        | (BuildOutcome::Unchanged(u), BuildOutcome::Recorded(r)) => (r, u),
+        other => panic!("expected one Recorded and one Unchanged: {other:?}"),
+    };
+    assert_eq!(recorded.id, unchanged.id);
+    assert_eq!(recorded.digest.as_str(), DIGEST_A);
+    assert_eq!(unchanged.digest.as_str(), DIGEST_A);
+    let builds = b
+        .list_builds(REPOSITORY, Some(COMMIT), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].id, recorded.id);
 }
