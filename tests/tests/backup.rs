@@ -197,3 +197,21 @@ fn backup_without_a_database_fails_and_creates_nothing() {
     assert!(!dir.path().join("copy.db").exists());
     assert!(!dir.path().join("data").exists());
 }
+
+#[test]
+fn backup_on_postgresql_points_at_pg_dump_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hoist.toml"),
+        "[database]\nurl = \"postgres://hoist@127.0.0.1:1/hoist\"\npassword_env = \"PGPASS\"\n",
+    )
+    .unwrap();
+    let out = HoistRun::new(dir.path(), &["--config", "hoist.toml", "backup", "copy.db"]).output();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("on PostgreSQL use its own tools, e.g. pg_dump --format=custom"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("copy.db").exists());
+}
