@@ -78,8 +78,7 @@ impl Pipeline {
         if descriptors.is_empty() {
             return Ok(());
         }
-        let lock = self.image_lock(&repo.image.name());
-        let _held = lock.lock().await;
+        let _held = self.store.lock_image(&repo.image.name()).await?;
         let at_target = self
             .registry
             .referrers(&target, &subject)

@@ -1,6 +1,6 @@
 //! The tag step and the jobs that move tags outside a publication: a withdrawn
 //! version's floating tags going back, and an operator's force. Every decision here is
-//! taken under the image's lock from the live releases, through one pure plan.
+//! taken under the image's lock (`lock_image`: one worker of one replica at a time) from the live releases, through one pure plan.
 
 use std::time::SystemTime;
 
@@ -40,8 +40,7 @@ impl Pipeline {
         let id = publication.id;
         let image = repo.image.name();
         let target = RegistryRepo::of(&repo.image);
-        let lock = self.image_lock(&image);
-        let _serialized = lock.lock().await;
+        let _serialized = self.store.lock_image(&image).await?;
         // The same statement checks it still runs: an edit or a withdrawal that committed
         // before this is seen here, one after it sees the version recorded and rolls back.
         if !self.store.begin_tags(id, subject.version_tag).await? {
@@ -249,8 +248,7 @@ impl Pipeline {
         };
         let image = repo.image.name();
         let target = RegistryRepo::of(&repo.image);
-        let lock = self.image_lock(&image);
-        let _serialized = lock.lock().await;
+        let _serialized = self.store.lock_image(&image).await?;
         let sha: CommitSha = parse("commit", commit)?;
         let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), sha, SystemTime::now())?;
         let live = self.store.live_versions(&image, None).await?;
@@ -336,8 +334,7 @@ impl Pipeline {
             return Err(refused(format!("{image} is not a configured image")));
         };
         let target = RegistryRepo::of(&repo.image);
-        let lock = self.image_lock(image);
-        let _serialized = lock.lock().await;
+        let _serialized = self.store.lock_image(image).await?;
         let manifest =
             self.registry
                 .manifest(&target, digest)

@@ -1,6 +1,5 @@
 //! The worker loop: claim a job, dispatch on its kind, record how it ended.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,7 +56,6 @@ pub struct Pipeline {
     pub(crate) github: reqwest::Client,
     pub(crate) counters: Arc<PipelineCounters>,
     options: PipelineOptions,
-    image_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When the reconciler last purged expired records.
     last_purge: Mutex<Option<std::time::Instant>>,
 }
@@ -77,18 +75,8 @@ impl Pipeline {
             github: crate::github::client(),
             counters,
             options,
-            image_locks: Mutex::default(),
             last_purge: Mutex::default(),
         }
-    }
-
-    /// The lock that serializes tag decisions for `image`.
-    pub(crate) fn image_lock(&self, image: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .image_locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(image.to_owned()).or_default().clone()
     }
 
     /// Claims and runs one due job. Returns false when there was none.

@@ -16,6 +16,25 @@ use sqlx::PgConnection;
 
 use crate::Postgres;
 
+/// A session advisory lock on its own connection; dropping it closes the connection,
+/// which ends the session and so releases the lock, even when no task is left to run.
+struct SessionLock(Option<PgConnection>);
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        let Some(conn) = self.0.take() else {
+            return;
+        };
+        // Closing politely tells the server at once; without a runtime, dropping the
+        // socket tells it as well, a moment later.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = sqlx::Connection::close(conn).await;
+            });
+        }
+    }
+}
+
 /// Decides and writes one move; the caller holds the image's lock.
 async fn apply_move(conn: &mut PgConnection, m: &TagMove<'_>) -> Result<MoveOutcome, StoreError> {
     let current = sqlx::query!(
@@ -88,6 +107,30 @@ impl Postgres {
         let outcome = apply_move(&mut tx, m).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Waits until no other worker of any replica decides about `image`'s tags, and holds
+    /// that until the lock is dropped: this process's lock first, then a session advisory
+    /// lock (scope "tags", apart from the transactions' "image" locks it encloses) on a
+    /// connection of its own. That connection is never pooled, so a lock cannot outlive
+    /// its holder in a pool: dropping the lock unlocks and closes the connection, and a
+    /// holder that dies or is cut off loses the session and the lock with it (TCP
+    /// keepalives find a vanished peer). A wait longer than `lock_timeout` is an error
+    /// that may pass, and the job is retried.
+    pub async fn lock_image(&self, image: &str) -> Result<hoist_store::ImageLock, StoreError> {
+        let local = self.images.local(image).await;
+        let name = format!("hoist:tags:{}", image.to_ascii_lowercase());
+        let mut conn = self.connector.connect().await?;
+        sqlx::query!(
+            r#"SELECT 1 AS "locked!" FROM (SELECT pg_advisory_lock(hashtextextended($1, 0))) AS l"#,
+            name
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(hoist_store::ImageLock::shared(
+            local,
+            SessionLock(Some(conn)),
+        ))
     }
 
     /// Where each tag of `image` points now, by tag name, after tag `after`.

@@ -26,6 +26,8 @@ mod builds;
 pub mod cluster;
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod connect_tests;
 mod contents;
 mod deliveries;
 mod fixtures;
@@ -35,6 +37,8 @@ mod import_tests;
 mod jobs;
 mod ledger;
 mod publications;
+#[cfg(test)]
+mod race_tests;
 mod recovery;
 mod releases;
 mod retention;
@@ -43,7 +47,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist_store::{AppliedMigration, Store, StoreError};
+use hoist_domain::config::{check_postgres_url, redact_url};
+use hoist_store::{AppliedMigration, ImageLocks, Store, StoreError};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
@@ -55,6 +60,49 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The channel `NOTIFY` wakes idle workers on.
 const JOBS_CHANNEL: &str = "hoist_jobs";
+
+/// Set on every session, so a replica that freezes, crashes or is cut off cannot hold
+/// what others wait for: a lock wait longer than 30 s fails (an error that may pass: the
+/// request or job is retried), a transaction left idle for a minute is ended with its
+/// locks, and the server probes a quiet client after a minute and drops one that stays
+/// silent for another (which ends its session and releases its advisory locks).
+const SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("lock_timeout", "30s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("tcp_keepalives_idle", "60"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "6"),
+];
+
+/// How long a worker waits for another replica's tag decisions on the same image; they
+/// may include registry retries, so longer than other lock waits.
+const IMAGE_LOCK_TIMEOUT: &str = "300s";
+
+/// Opens the connections image locks are held on ([`Postgres::lock_image`]): one per held
+/// lock, outside the pool. Its `Debug` shows no connection options, which hold the
+/// password.
+#[derive(Clone)]
+pub(crate) struct Connector(PgConnectOptions);
+
+impl Connector {
+    fn new(connect: &PgConnectOptions) -> Connector {
+        Connector(
+            connect
+                .clone()
+                .options([("lock_timeout", IMAGE_LOCK_TIMEOUT)]),
+        )
+    }
+
+    pub(crate) async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        sqlx::Connection::connect_with(&self.0).await
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
 
 /// How to reach the database; `hoist_domain::config::Database` maps onto it.
 #[derive(Clone)]
@@ -94,6 +142,10 @@ pub struct Postgres {
     jobs_changed: Arc<Notify>,
     /// The `LISTEN` task, stopped by [`Postgres::close`].
     listener: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// This process's image locks, taken before the database's.
+    images: Arc<ImageLocks>,
+    /// Connects the sessions that hold image locks.
+    connector: Connector,
 }
 
 hoist_store::implement_backend!(Postgres);
@@ -117,24 +169,17 @@ pub async fn open(options: &PgOptions) -> Result<Store, StoreError> {
     Ok(Store::from_backend(Postgres::open(options).await?))
 }
 
-/// Parses the URL, refusing one that carries a password, and sets the password given.
+/// Parses the URL, refusing one `hoist config check` would refuse (a password in it, a
+/// query key other than the TLS settings), and sets the password given.
 pub fn connect_options(options: &PgOptions) -> Result<PgConnectOptions, StoreError> {
     let url = &options.url;
-    let bad = |why: &str| StoreError::Url(url.clone(), why.to_owned());
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(bad("expected postgres://user@host:port/database"));
-    }
-    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if let Some((userinfo, _)) = authority.rsplit_once('@')
-        && userinfo.contains(':')
-    {
-        return Err(bad(
-            "the URL holds a password; give it with password_env or password_file instead",
-        ));
-    }
-    let parsed = PgConnectOptions::from_str(url).map_err(|e| bad(&e.to_string()))?;
-    let parsed = parsed.application_name("hoist");
+    // The message shows the URL without a password, and a refused URL is never parsed (the
+    // driver's own errors may quote it).
+    let bad = |why: String| StoreError::Url(redact_url(url), why);
+    check_postgres_url(url).map_err(bad)?;
+    let parsed = PgConnectOptions::from_str(url)
+        .map_err(|_| bad("is not a URL the PostgreSQL driver reads".to_owned()))?;
+    let parsed = parsed.application_name("hoist").options(SESSION_SETTINGS);
     Ok(match &options.password {
         Some(password) => parsed.password(password),
         None => parsed,
@@ -178,6 +223,7 @@ fn location(connect: &PgConnectOptions) -> String {
 pub async fn open_read_only(options: &PgOptions) -> Result<Store, StoreError> {
     let connect = connect_options(options)?.options([("default_transaction_read_only", "on")]);
     let location = location(&connect);
+    let connector = Connector::new(&connect);
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(options.acquire_timeout)
@@ -203,6 +249,8 @@ pub async fn open_read_only(options: &PgOptions) -> Result<Store, StoreError> {
         location: location.into(),
         jobs_changed: Arc::new(Notify::new()),
         listener: Arc::new(Mutex::new(None)),
+        images: Arc::default(),
+        connector,
     }))
 }
 
@@ -211,6 +259,7 @@ impl Postgres {
     pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
         let connect = connect_options(options)?;
         let location = location(&connect);
+        let connector = Connector::new(&connect);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
@@ -237,6 +286,8 @@ impl Postgres {
             location: location.into(),
             jobs_changed,
             listener: Arc::new(Mutex::new(Some(listener))),
+            images: Arc::default(),
+            connector,
         })
     }
 

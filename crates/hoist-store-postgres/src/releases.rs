@@ -71,7 +71,8 @@ async fn sync_release_row(
     } else {
         sqlx::query!(
             "SELECT id, commit_sha, state, version_tag, index_digest FROM publications
-             WHERE release_id = $1 AND image = $2 ORDER BY id",
+             WHERE release_id = $1 AND image = $2 ORDER BY id
+             FOR NO KEY UPDATE",
             release_id,
             image
         )

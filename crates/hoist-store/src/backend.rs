@@ -124,6 +124,9 @@ macro_rules! with_store_operations {
             async fn tag_holder(&self, image: &str, tag: &str) -> Result<Option<$crate::TagHolder>, $crate::StoreError>;
             /// Branch tags that point at a commit's index.
             async fn branch_tags_of_commit(&self, image: &str, commit: &str, index: &str) -> Result<Vec<String>, $crate::StoreError>;
+            /// Waits until this caller alone, among every worker of every process on this
+            /// database, decides about `image`'s tags; held until the lock is dropped.
+            async fn lock_image(&self, image: &str) -> Result<$crate::ImageLock, $crate::StoreError>;
             /// Where a tag points and whether it is immutable.
             async fn tag_target(&self, image: &str, tag: &str) -> Result<Option<(String, bool)>, $crate::StoreError>;
             /// [`list_tags`](Self::list_tags) rendered as JSON by the database.

@@ -159,6 +159,12 @@ impl Sqlite {
         Ok(outcome)
     }
 
+    /// Waits for `image`'s tag decisions to be this caller's: one process writes a SQLite
+    /// database, so its own lock is all there is.
+    pub async fn lock_image(&self, image: &str) -> Result<crate::ImageLock, StoreError> {
+        Ok(crate::ImageLock::local(self.images.local(image).await))
+    }
+
     /// Where each tag of `image` points now, by tag name, after tag `after`.
     pub async fn list_tags(
         &self,

@@ -37,6 +37,7 @@ pub mod deliveries;
 pub mod jobs;
 #[doc(hidden)]
 pub mod ledger;
+mod locks;
 #[doc(hidden)]
 pub mod publications;
 #[doc(hidden)]
@@ -56,6 +57,9 @@ pub use contents::{PublicationContents, PublishedAttestation, PublishedPlatform}
 pub use deliveries::{Delivery, Recorded, ReleaseSummary, Target, WebhookAnswer, WebhookEffect};
 pub use jobs::ClaimedJob;
 pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagMove, TagRow};
+pub use locks::ImageLock;
+#[doc(hidden)]
+pub use locks::ImageLocks;
 pub use publications::{LiveVersion, Moved, PublicationRow, StepRow};
 pub use recovery::RetryOutcome;
 pub use releases::ReleaseRow;
@@ -164,6 +168,8 @@ pub struct Sqlite {
     path: PathBuf,
     /// Woken when jobs are queued, so idle workers need not poll often.
     jobs_changed: Arc<Notify>,
+    /// One lock per image for tag decisions: one process writes this database.
+    images: Arc<ImageLocks>,
 }
 
 implement_backend!(Sqlite);
@@ -209,6 +215,7 @@ impl Sqlite {
             reader,
             path,
             jobs_changed: Arc::new(Notify::new()),
+            images: Arc::default(),
         })
     }
 
@@ -253,6 +260,7 @@ impl Sqlite {
             reader,
             path,
             jobs_changed: Arc::new(Notify::new()),
+            images: Arc::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 
 mod entries;
 mod file;
+mod postgres_url;
 mod resolved;
 mod validate;
 
@@ -19,6 +20,7 @@ pub use file::{
     ApiTokenEntry, CiTokenEntry, ConfigFile, DatabaseSection, GithubSection, PublishSection,
     RegistryEntry, RepositoryEntry, RetentionSection, ServerSection, SigningSection,
 };
+pub use postgres_url::{check_postgres_url, redact_url};
 pub use resolved::{
     ApiToken, CiToken, Config, Credentials, Database, DatabaseKind, GITHUB_ACTIONS_ISSUER, GitHub,
     GitHubApi, Oidc, Publish, Registry, Repository, Role, Server, Signing,

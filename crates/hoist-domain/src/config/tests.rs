@@ -744,11 +744,38 @@ fn a_postgres_database_takes_its_password_from_env_or_file_never_from_the_url() 
     for (toml, expected) in [
         (
             "[database]\nurl = \"postgres://hoist:hunter2@db/hoist\"".to_owned(),
-            "database.url: \"postgres://hoist:hunter2@db/hoist\" holds a password: give it with database.password_env or password_file",
+            "database.url: \"postgres://hoist:***@db/hoist\" holds a password: give it with database.password_env or password_file",
         ),
         (
-            "[database]\nurl = \"postgres://hoist@db/hoist?password=x\"".to_owned(),
-            "database.url: \"postgres://hoist@db/hoist?password=x\" holds a password: give it with database.password_env or password_file",
+            "[database]\nurl = \"postgres://hoist@db/hoist?password=hunter2\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?password=***\" holds a password: give it with database.password_env or password_file",
+        ),
+        // The driver decodes the query: an escaped key is the same key.
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?pass%77ord=hunter2\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?pass%77ord=***\" holds a password: give it with database.password_env or password_file",
+        ),
+        // A query before the path is still the query, and the database is not in it.
+        (
+            "[database]\nurl = \"postgres://hoist@db?password=hunter2&x=/hoist\"".to_owned(),
+            "database.url: \"postgres://hoist@db?password=***&x=/hoist\" holds a password: give it with database.password_env or password_file",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist@db?dbname=hoist\"".to_owned(),
+            "database.url: \"postgres://hoist@db?dbname=hoist\" names no database: expected postgres://user@host:port/database",
+        ),
+        // What the URL itself says cannot be said again, differently, in the query.
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?host=elsewhere\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?host=elsewhere\" has \"host\" in its query: only sslmode, sslrootcert, sslcert and sslkey are taken there; host, port, user and database belong in the URL itself",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?options=-c%20default_transaction_read_only%3Don\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?options=-c%20default_transaction_read_only%3Don\" has \"options\" in its query: only sslmode, sslrootcert, sslcert and sslkey are taken there; host, port, user and database belong in the URL itself",
+        ),
+        (
+            "[database]\nurl = \"mysql://root:hunter2@db/hoist\"".to_owned(),
+            "database.url: \"mysql://root:***@db/hoist\" is neither sqlite://path/to/file.db nor postgres://user@host:port/database",
         ),
         (
             "[database]\nurl = \"postgres://hoist@db/hoist?sslmode=on\"".to_owned(),
@@ -776,5 +803,10 @@ fn a_postgres_database_takes_its_password_from_env_or_file_never_from_the_url() 
         ),
     ] {
         assert_problem(&toml, &env(&[]), expected);
+        let shown = problems(&toml, &env(&[]));
+        assert!(
+            !shown.iter().any(|p| p.contains("hunter2")),
+            "a problem shows the password: {shown:#?}"
+        );
     }
 }

@@ -413,22 +413,18 @@ impl ConfigFile {
             }
             return (Some(DatabaseKind::Sqlite), None);
         }
-        let Some(rest) = db
-            .url
-            .strip_prefix("postgres://")
-            .or_else(|| db.url.strip_prefix("postgresql://"))
-        else {
+        let shown = super::redact_url(&db.url);
+        if !(db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
             c.push(
                 "database.url",
                 format!(
-                    "{:?} is neither sqlite://path/to/file.db nor postgres://user@host:port/database",
-                    db.url
+                    "{shown:?} is neither sqlite://path/to/file.db nor postgres://user@host:port/database"
                 ),
             );
             return (None, None);
-        };
-        if let Err(problem) = check_postgres_url(rest) {
-            c.push("database.url", format!("{:?} {problem}", db.url));
+        }
+        if let Err(problem) = super::check_postgres_url(&db.url) {
+            c.push("database.url", format!("{shown:?} {problem}"));
         }
         if !(2..=500).contains(&db.max_connections) {
             c.push("database.max_connections", "must be between 2 and 500");
@@ -761,51 +757,4 @@ impl SecretSource for UncheckedSecrets {
     fn reads_secrets(&self) -> bool {
         false
     }
-}
-
-/// What is wrong with a PostgreSQL URL (the part after `postgres://`), if anything.
-fn check_postgres_url(rest: &str) -> Result<(), String> {
-    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let (database, query) = tail.split_once('?').unwrap_or((tail, ""));
-    let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
-    if userinfo.contains(':') {
-        return Err(
-            "holds a password: give it with database.password_env or password_file".to_owned(),
-        );
-    }
-    if host.is_empty() || host.starts_with(':') {
-        return Err("names no host: expected postgres://user@host:port/database".to_owned());
-    }
-    if database.is_empty() {
-        return Err("names no database: expected postgres://user@host:port/database".to_owned());
-    }
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "sslmode" => {
-                const MODES: [&str; 6] = [
-                    "disable",
-                    "allow",
-                    "prefer",
-                    "require",
-                    "verify-ca",
-                    "verify-full",
-                ];
-                if !MODES.contains(&value) {
-                    return Err(format!(
-                        "has sslmode={value:?}: expected one of {}",
-                        MODES.join(", ")
-                    ));
-                }
-            }
-            "password" => {
-                return Err(
-                    "holds a password: give it with database.password_env or password_file"
-                        .to_owned(),
-                );
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

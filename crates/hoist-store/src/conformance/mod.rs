@@ -97,6 +97,7 @@ macro_rules! __conformance_cases {
             ingest::a_delivery_received_by_two_replicas_at_once_is_stored_once,
             ingest::a_build_reported_to_two_replicas_at_once_is_stored_once,
             replicas::a_job_queued_on_one_replica_wakes_the_idle_workers_of_the_other,
+            replicas::an_image_lock_on_one_replica_keeps_the_other_waiting_until_let_go,
         }
     };
 }

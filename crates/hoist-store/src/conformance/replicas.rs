@@ -220,3 +220,42 @@ pub async fn a_job_queued_on_one_replica_wakes_the_idle_workers_of_the_other(a: 
     let claimed = b.claim_job(LEASE).await.unwrap().expect("and find the job");
     b.finish_job(&claimed).await.unwrap();
 }
+
+pub async fn an_image_lock_on_one_replica_keeps_the_other_waiting_until_let_go(
+    a: &Store,
+    b: &Store,
+) {
+    let held = a.lock_image("ghcr.io/acme/app").await.unwrap();
+    // The same image spelled otherwise: image names are compared without regard to case.
+    let waiting = b.lock_image("ghcr.io/Acme/App");
+    tokio::pin!(waiting);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "b took the lock of an image a decides about"
+    );
+    // Another image is not held up, on either replica.
+    drop(b.lock_image("ghcr.io/acme/other").await.unwrap());
+    drop(a.lock_image("ghcr.io/acme/other").await.unwrap());
+    drop(held);
+    let taken = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("b goes on once a lets go")
+        .unwrap();
+    // And the other way round: now a waits for b.
+    let again = a.lock_image("ghcr.io/acme/app");
+    tokio::pin!(again);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut again)
+            .await
+            .is_err(),
+        "a took the lock b holds"
+    );
+    drop(taken);
+    let again = tokio::time::timeout(Duration::from_secs(30), again)
+        .await
+        .expect("a goes on once b lets go")
+        .unwrap();
+    drop(again);
+}
