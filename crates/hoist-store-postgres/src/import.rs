@@ -3,6 +3,13 @@
 //! tags) keeps its event ids, so `GET /v1/tag-events` pages the same before and after, and
 //! every identity sequence continues after the highest id copied.
 //!
+//! The SQLite side is read in one read transaction, so the copy is of one point in time
+//! even when the file is in use (what is written after it is not copied: stop hoist
+//! first). SQLite's queue may hold two queued jobs (or two running ones, left by a crash)
+//! for one publication, which PostgreSQL's `jobs_one_queued`/`jobs_one_running` refuse:
+//! the oldest of each is copied as it is and the others as done, as PostgreSQL ends a job
+//! another one stands for.
+//!
 //! The statements are built from the two schemas (the columns both tables have), not
 //! written out per table, so they are the one place in this crate that sqlx cannot check at
 //! compile time; the table list below is, against the migrations, by the import test.
@@ -63,6 +70,22 @@ async fn pg_columns(
     Ok(columns.into_iter().map(|c| (c.name, c.integer)).collect())
 }
 
+/// What the copy reads from SQLite for `column` of `table`: the column itself, except a
+/// job's state: a queued or running job with an older one in the same state for its
+/// publication is copied as done (the older one stands for it).
+fn source_column(table: &str, column: &str) -> String {
+    if (table, column) == ("jobs", "state") {
+        "CASE WHEN state IN ('queued', 'running') AND publication_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM jobs AS older
+                               WHERE older.publication_id = jobs.publication_id
+                                 AND older.state = jobs.state AND older.id < jobs.id)
+              THEN 'done' ELSE state END"
+            .to_owned()
+    } else {
+        column.to_owned()
+    }
+}
+
 impl Postgres {
     /// Copies every row of `source` (a SQLite database of this version's schema, not in
     /// use) into this database, which must hold no rows yet. All or nothing.
@@ -83,6 +106,7 @@ impl Postgres {
                 ));
             }
         }
+        let mut snapshot = source.reader().begin().await?;
         let mut tables = Vec::new();
         for (table, identity) in TABLES {
             if table == "heartbeat" {
@@ -90,7 +114,7 @@ impl Postgres {
             }
             let sqlite_columns: Vec<String> =
                 sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                    .fetch_all(source.reader())
+                    .fetch_all(&mut *snapshot)
                     .await?;
             // PostgreSQL's own columns (jobs.locked_by) keep their defaults.
             let columns: Vec<(String, bool)> = pg_columns(&mut tx, table)
@@ -106,8 +130,13 @@ impl Postgres {
                 .map(|(n, _)| n.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let rows = sqlx::query(&format!("SELECT {names} FROM {table} ORDER BY rowid"))
-                .fetch_all(source.reader())
+            let read = columns
+                .iter()
+                .map(|(name, _)| source_column(table, name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = sqlx::query(&format!("SELECT {read} FROM {table} ORDER BY rowid"))
+                .fetch_all(&mut *snapshot)
                 .await?;
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 let mut args = PgArguments::default();
@@ -140,6 +169,7 @@ impl Postgres {
             tables.push((table, rows.len() as u64));
         }
         tx.commit().await?;
+        snapshot.rollback().await?;
         Ok(Imported { tables })
     }
 }

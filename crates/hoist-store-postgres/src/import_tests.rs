@@ -212,3 +212,61 @@ async fn a_missing_or_older_sqlite_database_is_refused_before_anything_is_copied
     assert_eq!(rows, [[Some("0".to_owned())]]);
     pg.close().await;
 }
+
+#[tokio::test]
+async fn a_queue_sqlite_allows_but_postgresql_refuses_is_collapsed_on_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_with_history(dir.path()).await;
+    let sqlite = Store::open(&StoreOptions {
+        url: url.clone(),
+        read_connections: 1,
+        busy_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("open");
+    // A publication's job fails in a way that may pass while a second one is queued for
+    // it: SQLite keeps both queued.
+    let publish = Job::Publish { publication_id: 1 };
+    sqlite.enqueue_job(&publish).await.expect("enqueue");
+    let lease = Duration::from_secs(60);
+    let mut first = sqlite
+        .claim_job(lease)
+        .await
+        .expect("claim")
+        .expect("a job");
+    while first.kind != "publish" {
+        sqlite.finish_job(&first).await.expect("finish");
+        first = sqlite
+            .claim_job(lease)
+            .await
+            .expect("claim")
+            .expect("a job");
+    }
+    sqlite.enqueue_job(&publish).await.expect("enqueue");
+    sqlite
+        .retry_job(&first, Duration::ZERO, "registry answered 503")
+        .await
+        .expect("retry");
+    let queued = sqlite
+        .fixture_query(
+            "SELECT CAST(count(*) AS TEXT) FROM jobs WHERE state = 'queued' AND publication_id = 1",
+        )
+        .await
+        .expect("count");
+    assert_eq!(queued, [[Some("2".to_owned())]]);
+    sqlite.close().await;
+
+    let (pg, options) = postgres().await;
+    crate::import_sqlite(&options, &url).await.expect("import");
+    let jobs = pg
+        .fixture_query(
+            "SELECT CAST(id AS TEXT) AS id, state FROM jobs WHERE publication_id = 1 ORDER BY id",
+        )
+        .await
+        .expect("jobs");
+    let states: Vec<&str> = jobs.iter().filter_map(|j| j[1].as_deref()).collect();
+    assert_eq!(states, ["queued", "done"], "{jobs:?}");
+    let claimed = pg.claim_job(lease).await.expect("claim");
+    assert!(claimed.is_some(), "the queued one runs");
+    pg.close().await;
+}
