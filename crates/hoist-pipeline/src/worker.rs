@@ -168,8 +168,10 @@ impl Pipeline {
     }
 
     /// Runs the job, renewing its lease while it runs, with panics caught. `None` when the
-    /// lease was lost (it ran out and the job went to another worker): the work is dropped
-    /// at its next await, so two workers never go on with one job.
+    /// lease was lost (it ran out and the job went to another worker), or may be about to
+    /// be: renewals that fail (the database unreachable) for as long as the lease, less one
+    /// renewal, stop the work too, before another worker can have taken the job. The work
+    /// is dropped at its next await, so two workers never go on with one job.
     async fn run_leased(
         &self,
         claimed: &ClaimedJob,
@@ -178,13 +180,19 @@ impl Pipeline {
         let work = AssertUnwindSafe(self.handle(job)).catch_unwind();
         tokio::pin!(work);
         let renew = self.options.lease / 3;
+        let mut renewed = std::time::Instant::now();
         loop {
             tokio::select! {
                 outcome = &mut work => return Some(outcome),
                 () = tokio::time::sleep(renew) => {
+                    let asked = std::time::Instant::now();
                     match self.store.extend_lease(claimed, self.options.lease).await {
-                        Ok(true) => {}
+                        Ok(true) => renewed = asked,
                         Ok(false) => return None,
+                        Err(e) if renewed.elapsed() + renew >= self.options.lease => {
+                            tracing::warn!(error = %e, "could not renew the job's lease for as long as it lasts; stopping the job");
+                            return None;
+                        }
                         Err(e) => tracing::warn!(error = %e, "could not renew the job's lease"),
                     }
                 }
@@ -262,9 +270,11 @@ impl Pipeline {
         due
     }
 
-    /// [`Pipeline::reconcile`] once a minute until `shutdown`.
+    /// [`Pipeline::reconcile`] every half lease, at most once a minute, until `shutdown`:
+    /// a job whose worker died is back in the queue within one and a half leases.
     pub async fn run_reconciler(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let every = Duration::from_secs(60).min(self.options.lease / 2);
+        let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

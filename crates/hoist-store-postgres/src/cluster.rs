@@ -2,7 +2,8 @@
 //!
 //! [`Cluster::start`] runs `initdb` into a temporary directory and starts a server on a free
 //! loopback port with durability off (`fsync`, `synchronous_commit`, `full_page_writes`), so
-//! tests are fast and leave nothing behind. Every test gets its own empty database from
+//! tests are fast and leave nothing behind ([`Cluster::start_durable`] keeps PostgreSQL's
+//! defaults, for benches). Every test gets its own empty database from
 //! [`Cluster::create_database`]; [`Cluster::shared`] is the one cluster of a test process.
 //!
 //! PostgreSQL must be installed (`apt-get install postgresql-15`): `initdb` and `pg_ctl` are
@@ -50,6 +51,9 @@ pub struct Cluster {
     as_postgres: bool,
     /// Numbers the databases [`Cluster::create_database`] makes.
     databases: AtomicU64,
+    /// fsync, synchronous commit and full-page writes on, as an operator runs it (for
+    /// benches); off for tests.
+    durable: bool,
 }
 
 impl Cluster {
@@ -58,6 +62,16 @@ impl Cluster {
     /// Fails (never skips) when PostgreSQL is not installed, saying how to install it, or
     /// when initdb or the server fail, quoting their output and the server log's tail.
     pub fn start() -> Result<Cluster, String> {
+        Cluster::start_with(false)
+    }
+
+    /// [`Cluster::start`] with PostgreSQL's durability settings left at their defaults
+    /// (every commit flushed to disk), for benches that compare with a production setup.
+    pub fn start_durable() -> Result<Cluster, String> {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Cluster, String> {
         let bin = find_bin_dir()?;
         let as_postgres = is_root()?;
         // The server user must reach the directory: under root, /tmp rather than a TMPDIR
@@ -89,6 +103,7 @@ impl Cluster {
             port: 0,
             as_postgres,
             databases: AtomicU64::new(0),
+            durable,
         };
         // From here on, dropping `cluster` stops whatever was started and removes the files.
         cluster.spawn_watchdog()?;
@@ -141,6 +156,15 @@ impl Cluster {
             .arg(&name);
         run(&mut createdb, &format!("create database {name}"))?;
         Ok(self.url(&name))
+    }
+
+    /// What `sql` returns on the database at `url` (one of this cluster's), as psql prints
+    /// it unaligned and without headers: one line per row, columns separated by `|`.
+    pub fn query(&self, url: &str, sql: &str) -> Result<String, String> {
+        let mut psql = Command::new(self.tool("psql"));
+        psql.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql, url]);
+        run(&mut psql, &format!("psql {sql}"))
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
     }
 
     /// The program `name` from the bin directory, else from `PATH` (clients only: they
@@ -202,9 +226,13 @@ impl Cluster {
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
             let log_before = fs::metadata(self.log_file()).map(|m| m.len()).unwrap_or(0);
+            let durability = if self.durable {
+                ""
+            } else {
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            };
             let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k '{}' -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                "-c listen_addresses=127.0.0.1 -p {port} -k '{}' -c max_connections=300{durability}",
                 self.dir.path().display()
             );
             let mut pg_ctl = self.server_command("pg_ctl");

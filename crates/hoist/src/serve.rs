@@ -151,7 +151,10 @@ pub async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         config.clone(),
         registry,
         counters.clone(),
-        PipelineOptions::default(),
+        PipelineOptions {
+            lease: config.publish.lease,
+            ..PipelineOptions::default()
+        },
     ));
     let workers = config.publish.workers;
     let state = AppState::new(config, store.clone(), counters, build, shutdown.clone());

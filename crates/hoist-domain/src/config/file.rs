@@ -170,6 +170,10 @@ pub struct PublishSection {
     pub workers: u32,
     /// How long a publication waits for missing platforms before it is `stalled`. Default `6h`.
     pub wait_timeout: String,
+    /// How long a claimed job is its worker's without a renewal (renewed every third of
+    /// it): after a crash, another worker, of this process or another replica, takes the
+    /// job once this has passed. Default `5m`; 3s to 1h.
+    pub lease: String,
 }
 
 impl Default for PublishSection {
@@ -177,6 +181,7 @@ impl Default for PublishSection {
         PublishSection {
             workers: 2,
             wait_timeout: "6h".to_owned(),
+            lease: "5m".to_owned(),
         }
     }
 }

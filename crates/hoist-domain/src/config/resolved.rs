@@ -136,6 +136,7 @@ pub struct ApiToken {
 pub struct Publish {
     pub workers: u32,
     pub wait_timeout: Duration,
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]

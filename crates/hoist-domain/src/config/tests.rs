@@ -98,6 +98,7 @@ fn empty_file_gives_the_documented_defaults() {
     assert_eq!(config.database.read_connections, 4);
     assert_eq!(config.publish.workers, 2);
     assert_eq!(config.publish.wait_timeout.as_secs(), 6 * 3600);
+    assert_eq!(config.publish.lease.as_secs(), 300);
     assert_eq!(config.server.webhook_bodies, 16);
     assert_eq!(config.server.webhook_body_timeout.as_secs(), 10);
     assert_eq!(config.retention.as_secs(), 90 * 86_400);
@@ -203,6 +204,7 @@ read_connections = 0
 [publish]
 workers = 0
 wait_timeout = "0s"
+lease = "1s"
 [[repository]]
 github = "octo-org/app"
 image = "ghcr.io/octo-org/app"
@@ -216,6 +218,7 @@ platforms = ["linux/amd65", "linux/arm64"]
         "database.read_connections: must be between 1 and 64",
         "publish.workers: must be between 1 and 64",
         "publish.wait_timeout: \"0s\" must be longer than zero",
+        "publish.lease: must be between 3s and 1h",
         "repository[0].image: no [[registry]] entry for host \"ghcr.io\" (add one; anonymous = true for a registry without auth)",
         "repository[0].platforms[0]: \"linux/amd65\" is not a known architecture (did you mean amd64?)",
     ];

@@ -251,6 +251,17 @@ impl ConfigFile {
             c.push("publish.workers", "must be between 1 and 64");
         }
         let wait_timeout = c.duration("publish.wait_timeout", &self.publish.wait_timeout);
+        let lease = c
+            .duration("publish.lease", &self.publish.lease)
+            .and_then(|lease| {
+                let allowed = Duration::from_secs(3)..=Duration::from_secs(3600);
+                if allowed.contains(&lease) {
+                    Some(lease)
+                } else {
+                    c.push("publish.lease", "must be between 3s and 1h");
+                    None
+                }
+            });
 
         let registries: Vec<Option<Registry>> = self
             .registry
@@ -341,6 +352,7 @@ impl ConfigFile {
             publish: Publish {
                 workers: self.publish.workers,
                 wait_timeout: wait_timeout.expect(complete),
+                lease: lease.expect(complete),
             },
             retention: Duration::from_secs(u64::from(self.retention.days) * 24 * 3600),
             registries: registries.into_iter().map(|r| r.expect(complete)).collect(),
