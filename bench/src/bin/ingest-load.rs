@@ -2,6 +2,9 @@
 //! it sustained and the latency of each answer. A share of the deliveries are repeats of
 //! earlier ones (same delivery id and body), as GitHub's redeliveries are.
 //!
+//! With several `--url`s (hoist replicas on one database) the deliveries are spread over
+//! them in turn.
+//!
 //! Deliveries alternate between `release` (published, a new tag each) and `push` (a new
 //! tag each), built from the example payloads in tests/fixtures/github.
 
@@ -18,9 +21,10 @@ use tokio::sync::Semaphore;
 /// Open-loop load generator for POST /webhooks/github.
 #[derive(Debug, Parser)]
 struct Args {
-    /// hoist's base URL.
-    #[arg(long)]
-    url: String,
+    /// hoist's base URL; given more than once (replicas on one database), deliveries go
+    /// to each in turn, so a redelivery often reaches another replica than the first.
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// The webhook secret hoist is configured with.
     #[arg(long, env = "HOIST_BENCH_SECRET")]
     secret: String,
@@ -141,7 +145,11 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.max_in_flight)
         .timeout(Duration::from_secs(10))
         .build()?;
-    let url = format!("{}/webhooks/github", args.url.trim_end_matches('/'));
+    let urls: Vec<String> = args
+        .url
+        .iter()
+        .map(|url| format!("{}/webhooks/github", url.trim_end_matches('/')))
+        .collect();
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(
         (args.rate * args.seconds) as usize,
     )));
@@ -172,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
                 permits.clone().acquire_owned().await?
             }
         };
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (client.clone(), urls[n as usize % urls.len()].clone());
         let (latencies, failures) = (latencies.clone(), failures.clone());
         tasks.spawn(async move {
             let sent = Instant::now();

@@ -2,7 +2,8 @@
 //! moves to the same database. Reports latency percentiles per endpoint.
 //!
 //! The writer goes through `hoist_store::Store::move_tag`, the same call the publication
-//! pipeline makes, from this process: SQLite allows it alongside hoist's own connections.
+//! pipeline makes, from this process: SQLite allows it alongside hoist's own connections,
+//! and on PostgreSQL it is one more client, as a second replica would be.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +24,7 @@ struct Args {
     /// An operator API token hoist accepts.
     #[arg(long, env = "HOIST_BENCH_TOKEN")]
     token: String,
-    /// The database hoist uses (sqlite://...), for the writer.
+    /// The database hoist uses (sqlite://... or postgres://...), for the writer.
     #[arg(long)]
     database: String,
     /// Images are named `<image-prefix><n>` for n in 0..images.
@@ -74,12 +75,22 @@ async fn main() -> anyhow::Result<()> {
     let events_latency = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(AtomicU64::new(0));
 
-    let store = Store::open(&StoreOptions {
-        url: args.database.clone(),
-        read_connections: 1,
-        busy_timeout: Duration::from_secs(5),
-    })
-    .await?;
+    let store = if args.database.starts_with("postgres") {
+        hoist_store_postgres::open(&hoist_store_postgres::PgOptions {
+            url: args.database.clone(),
+            password: None,
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(30),
+        })
+        .await?
+    } else {
+        Store::open(&StoreOptions {
+            url: args.database.clone(),
+            read_connections: 1,
+            busy_timeout: Duration::from_secs(5),
+        })
+        .await?
+    };
     let writes = Arc::new(AtomicU64::new(0));
     let writer = {
         let (args, stop, writes, store) =
