@@ -78,7 +78,7 @@ impl Pipeline {
         if descriptors.is_empty() {
             return Ok(());
         }
-        let _held = self.store.lock_image(&repo.image.name()).await?;
+        let mut held = self.store.lock_image(&repo.image.name()).await?;
         let at_target = self
             .registry
             .referrers(&target, &subject)
@@ -88,6 +88,7 @@ impl Pipeline {
             // The registry lists a manifest with a subject by itself.
             return Ok(());
         }
+        held.confirm().await?;
         self.registry
             .add_referrers(&target, &subject, &descriptors)
             .await

@@ -40,7 +40,7 @@ impl Pipeline {
         let id = publication.id;
         let image = repo.image.name();
         let target = RegistryRepo::of(&repo.image);
-        let _serialized = self.store.lock_image(&image).await?;
+        let mut serialized = self.store.lock_image(&image).await?;
         // The same statement checks it still runs: an edit or a withdrawal that committed
         // before this is seen here, one after it sees the version recorded and rolls back.
         if !self.store.begin_tags(id, subject.version_tag).await? {
@@ -153,10 +153,12 @@ impl Pipeline {
         }
         for write in &writes {
             let tag = write.tag.as_str();
+            serialized.confirm().await?;
             self.registry
                 .put_manifest(&target, tag, subject.index)
                 .await
                 .context(|| format!("tagging {image}:{tag}"))?;
+            serialized.confirm().await?;
             let outcome = self
                 .store
                 .move_tag(&TagMove {
@@ -248,7 +250,7 @@ impl Pipeline {
         };
         let image = repo.image.name();
         let target = RegistryRepo::of(&repo.image);
-        let _serialized = self.store.lock_image(&image).await?;
+        let mut serialized = self.store.lock_image(&image).await?;
         let sha: CommitSha = parse("commit", commit)?;
         let computed = compute_tags(repo, GitRef::Tag(tag.to_owned()), sha, SystemTime::now())?;
         let live = self.store.live_versions(&image, None).await?;
@@ -295,10 +297,12 @@ impl Pipeline {
                 .manifest(&target, &holder.digest)
                 .await
                 .context(|| format!("reading {} to roll back {floating}", holder.digest))?;
+            serialized.confirm().await?;
             self.registry
                 .put_manifest(&target, floating, &manifest)
                 .await
                 .context(|| format!("rolling {image}:{floating} back"))?;
+            serialized.confirm().await?;
             self.store
                 .move_tag(&TagMove {
                     image: &image,
@@ -334,7 +338,7 @@ impl Pipeline {
             return Err(refused(format!("{image} is not a configured image")));
         };
         let target = RegistryRepo::of(&repo.image);
-        let _serialized = self.store.lock_image(image).await?;
+        let mut serialized = self.store.lock_image(image).await?;
         let manifest =
             self.registry
                 .manifest(&target, digest)
@@ -348,11 +352,13 @@ impl Pipeline {
                         source: Box::new(e),
                     },
                 })?;
+        serialized.confirm().await?;
         self.registry
             .put_manifest(&target, tag, &manifest)
             .await
             .context(|| format!("tagging {image}:{tag}"))?;
         let why = format!("forced by {operator}: {reason}");
+        serialized.confirm().await?;
         self.store
             .move_tag(&TagMove {
                 image,

@@ -128,6 +128,13 @@ impl Cluster {
         }
     }
 
+    /// The server's process id (the first line of `postmaster.pid`), for a bench to read
+    /// the CPU time the server and its backends used.
+    pub fn server_pid(&self) -> Option<u32> {
+        let pid = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
+    }
+
     /// The server's TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -26,6 +26,12 @@ fn a_url_config_check_refuses_is_refused_again_and_shown_without_its_password() 
         "postgres://hoist@db/hoist?options=-c%20lock_timeout%3D0",
         "postgres://hoist@db/hoist?sslmode=on",
         "mysql://root:hunter2@db/hoist",
+        // A password holding `/` or `?` still ends at the last `@`.
+        "postgres://hoist:hunt/er2@db/hoist",
+        "postgres://hoist:hunt?er2@db/hoist",
+        "postgres:hoist:hunter2@db/hoist",
+        // The driver reads keys as written: an upper-case sslmode would be ignored.
+        "postgres://hoist@db/hoist?SSLMODE=verify-full",
     ] {
         let refused = crate::connect_options(&options(url))
             .err()
@@ -78,5 +84,24 @@ async fn every_session_bounds_its_lock_waits_and_idle_transactions_and_probes_it
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert_eq!(settings, expected);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_lock_waits_longer_than_other_locks_as_another_replica_may_be_tagging() {
+    let url = Cluster::shared()
+        .create_database()
+        .expect("a test database");
+    let mut options = options(&url);
+    options.password = None;
+    let store = crate::Postgres::open(&options).await.expect("open");
+    let mut conn = store.connector.connect().await.expect("connect");
+    let timeout: String =
+        sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'lock_timeout'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(timeout, "300000");
+    sqlx::Connection::close(conn).await.unwrap();
     store.close().await;
 }

@@ -91,6 +91,11 @@ impl Postgres {
     /// use) into this database, which must hold no rows yet. All or nothing.
     pub async fn import_sqlite(&self, source: &Sqlite) -> Result<Imported, StoreError> {
         let mut tx = self.writer.begin().await?;
+        // The transaction waits while SQLite's tables are read; a large file may take longer
+        // than the idle-in-transaction limit every session has.
+        sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
         // One import at a time, and no replica writing meanwhile would go unnoticed: the
         // emptiness check and the copy are one transaction.
         crate::lock(&mut tx, "import", "sqlite").await?;
@@ -168,8 +173,10 @@ impl Postgres {
             }
             tables.push((table, rows.len() as u64));
         }
-        tx.commit().await?;
+        // Everything is read: the SQLite snapshot ends before the copy commits, so a failure
+        // to end it cannot be reported for a copy that committed.
         snapshot.rollback().await?;
+        tx.commit().await?;
         Ok(Imported { tables })
     }
 }

@@ -35,6 +35,22 @@ impl Drop for SessionLock {
     }
 }
 
+#[hoist_store::async_trait]
+impl hoist_store::SharedLock for SessionLock {
+    /// The session is alive, so its lock is held: a session lock ends only with an unlock
+    /// or the session, and this connection is never reconnected behind our back.
+    async fn confirm(&mut self) -> Result<(), StoreError> {
+        let conn = self
+            .0
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("an image lock used after release".to_owned()))?;
+        sqlx::query_scalar!(r#"SELECT 1 AS "alive!""#)
+            .fetch_one(conn)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Decides and writes one move; the caller holds the image's lock.
 async fn apply_move(conn: &mut PgConnection, m: &TagMove<'_>) -> Result<MoveOutcome, StoreError> {
     let current = sqlx::query!(

@@ -78,6 +78,9 @@ const SESSION_SETTINGS: [(&str, &str); 5] = [
 /// may include registry retries, so longer than other lock waits.
 const IMAGE_LOCK_TIMEOUT: &str = "300s";
 
+/// How long opening an image lock's session may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Opens the connections image locks are held on ([`Postgres::lock_image`]): one per held
 /// lock, outside the pool. Its `Debug` shows no connection options, which hold the
 /// password.
@@ -93,8 +96,12 @@ impl Connector {
         )
     }
 
+    /// A new session, or an error that may pass (the job is retried) when the server
+    /// does not answer within [`CONNECT_TIMEOUT`].
     pub(crate) async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
-        sqlx::Connection::connect_with(&self.0).await
+        tokio::time::timeout(CONNECT_TIMEOUT, sqlx::Connection::connect_with(&self.0))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
     }
 }
 
@@ -260,13 +267,20 @@ impl Postgres {
         let connect = connect_options(options)?;
         let location = location(&connect);
         let connector = Connector::new(&connect);
+        let migrating_options = connect.clone().options([("lock_timeout", "0")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await
             .map_err(StoreError::Open)?;
-        MIGRATOR.run(&pool).await?;
+        // On a session of its own that waits for sqlx's migration lock however long another
+        // replica's migration takes, rather than giving up after the usual lock wait.
+        let mut migrating: PgConnection = sqlx::Connection::connect_with(&migrating_options)
+            .await
+            .map_err(StoreError::Open)?;
+        MIGRATOR.run(&mut migrating).await?;
+        sqlx::Connection::close(migrating).await?;
         let random = sqlx::query_scalar!(r#"SELECT gen_random_uuid()::text AS "id!""#)
             .fetch_one(&pool)
             .await?;

@@ -59,7 +59,7 @@ pub use jobs::ClaimedJob;
 pub use ledger::{JsonPage, MoveIntent, MoveOutcome, TagEventRow, TagHolder, TagMove, TagRow};
 pub use locks::ImageLock;
 #[doc(hidden)]
-pub use locks::ImageLocks;
+pub use locks::{ImageLocks, SharedLock};
 pub use publications::{LiveVersion, Moved, PublicationRow, StepRow};
 pub use recovery::RetryOutcome;
 pub use releases::ReleaseRow;
@@ -133,10 +133,12 @@ fn is_transient(e: &sqlx::Error) -> bool {
                 Ok(c) if code.len() < 5 => matches!(c & 0xff, 5 | 6),
                 // PostgreSQL's SQLSTATEs: a transaction rolled back by a serialization
                 // failure or a deadlock (class 40), a lost connection (08), a lock not
-                // available (55P03), the server shutting down (57P01..57P03).
+                // available (55P03), the server shutting down (57P01..57P03), too many
+                // connections or too little memory (53).
                 _ => {
                     code.starts_with("40")
                         || code.starts_with("08")
+                        || code.starts_with("53")
                         || matches!(&*code, "55P03" | "57P01" | "57P02" | "57P03")
                 }
             }

@@ -2,11 +2,21 @@
 //!
 //! [`Backend::lock_image`]: crate::Backend::lock_image
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
+
+use crate::StoreError;
+
+/// The database's part of an [`ImageLock`], released when dropped.
+#[doc(hidden)]
+#[async_trait::async_trait]
+pub trait SharedLock: Send + Sync {
+    /// Proves the lock is still held: an error when the session holding it is gone (a
+    /// server restart, a cut connection), after which another replica may hold it.
+    async fn confirm(&mut self) -> Result<(), StoreError>;
+}
 
 /// Held while one image's tag decisions run: what the ledger says, the registry PUTs and
 /// the ledger events that follow. Every process and every worker that decides about the
@@ -15,14 +25,14 @@ pub struct ImageLock {
     /// Order matters: fields drop in order, so the database's lock (if any) is let go
     /// before this process's, and a worker of this process that takes the image next
     /// finds the database's lock released or about to be.
-    _shared: Option<Box<dyn Any + Send + Sync>>,
+    shared: Option<Box<dyn SharedLock>>,
     _local: OwnedMutexGuard<()>,
 }
 
 impl std::fmt::Debug for ImageLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImageLock")
-            .field("shared", &self._shared.is_some())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
@@ -53,17 +63,29 @@ impl ImageLock {
     /// A lock held in this process only.
     pub fn local(local: OwnedMutexGuard<()>) -> ImageLock {
         ImageLock {
-            _shared: None,
+            shared: None,
             _local: local,
         }
     }
 
     /// A lock held in this process and, through `shared` (released when dropped), in the
     /// database for every process.
-    pub fn shared(local: OwnedMutexGuard<()>, shared: impl Any + Send + Sync) -> ImageLock {
+    pub fn shared(local: OwnedMutexGuard<()>, shared: impl SharedLock + 'static) -> ImageLock {
         ImageLock {
-            _shared: Some(Box::new(shared)),
+            shared: Some(Box::new(shared)),
             _local: local,
+        }
+    }
+
+    /// Proves the lock is still this caller's, before a write that needs it (a registry
+    /// PUT, a ledger event): an error when the database's part was lost with its session,
+    /// so a holder cut off never goes on writing beside the next one. The write right after
+    /// a confirmation can still race a loss in between; the ledger write that follows it
+    /// is confirmed again.
+    pub async fn confirm(&mut self) -> Result<(), StoreError> {
+        match &mut self.shared {
+            Some(shared) => shared.confirm().await,
+            None => Ok(()),
         }
     }
 }

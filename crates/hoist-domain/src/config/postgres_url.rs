@@ -41,10 +41,20 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
     if rest.contains('#') {
         return Err(format!("has a fragment (#): {EXPECTED}"));
     }
+    // The user part ends at the last `@` before the query, wherever a `/` or `?` in a
+    // password would have cut it: such a URL still holds a password.
+    if let Some((userinfo, _)) = rest
+        .split_once('#')
+        .map_or(rest, |(r, _)| r)
+        .rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Err(PASSWORD.to_owned());
+    }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, database) = path.split_once('/').unwrap_or((path, ""));
-    let (userinfo, host) = authority.rsplit_once('@').unwrap_or(("", authority));
-    if userinfo.contains(':') || query_pairs(query).any(|(key, _)| key.contains("pass")) {
+    let (_, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+    if query_pairs(query).any(|(key, _)| key.to_ascii_lowercase().contains("pass")) {
         return Err(PASSWORD.to_owned());
     }
     if host.is_empty() || host.starts_with(':') {
@@ -56,8 +66,9 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
     for (key, value) in query_pairs(query) {
         if !QUERY_KEYS.contains(&key.as_str()) {
             return Err(format!(
-                "has {key:?} in its query: only sslmode, sslrootcert, sslcert and sslkey are \
-                 taken there; host, port, user and database belong in the URL itself"
+                "has {key:?} in its query: only sslmode, sslrootcert, sslcert and sslkey \
+                 (lower case, as the driver reads them) are taken there; host, port, user \
+                 and database belong in the URL itself"
             ));
         }
         if key.ends_with("mode") && !SSL_MODES.contains(&value.as_str()) {
@@ -74,24 +85,23 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
 /// query key that speaks of one, become `***`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // Not a URL of any shape: only what names its kind is safe to show.
+        let kind = url.split(':').next().unwrap_or_default();
+        return format!("{kind}:***");
+    };
+    // As in the check: the user part runs to the last `@`, whatever a password holds.
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), host),
+            None => (format!("{userinfo}@"), host),
+        },
+        None => (String::new(), rest),
     };
     let (path, query) = match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
-    let (authority, tail) = match path.find('/') {
-        Some(i) => path.split_at(i),
-        None => (path, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{user}:***@{host}")
-        }
-        _ => authority.to_owned(),
-    };
-    let mut out = format!("{scheme}://{authority}{tail}");
+    let mut out = format!("{scheme}://{user}{path}");
     if let Some(query) = query {
         let pairs: Vec<String> = query
             .split('&')
@@ -111,12 +121,11 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The query's key-value pairs, decoded as form data (`+` is a space, `%XX` a byte), as the
-/// driver decodes them. Keys are lower-cased: a key the driver ignores in one case is
-/// refused in every case.
+/// driver decodes them; keys keep their case, as the driver matches them exactly.
 fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key).to_ascii_lowercase(), decode(value))
+        (decode(key), decode(value))
     })
 }
 

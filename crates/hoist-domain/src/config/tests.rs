@@ -770,11 +770,19 @@ fn a_postgres_database_takes_its_password_from_env_or_file_never_from_the_url() 
         // What the URL itself says cannot be said again, differently, in the query.
         (
             "[database]\nurl = \"postgres://hoist@db/hoist?host=elsewhere\"".to_owned(),
-            "database.url: \"postgres://hoist@db/hoist?host=elsewhere\" has \"host\" in its query: only sslmode, sslrootcert, sslcert and sslkey are taken there; host, port, user and database belong in the URL itself",
+            "database.url: \"postgres://hoist@db/hoist?host=elsewhere\" has \"host\" in its query: only sslmode, sslrootcert, sslcert and sslkey (lower case, as the driver reads them) are taken there; host, port, user and database belong in the URL itself",
         ),
         (
             "[database]\nurl = \"postgres://hoist@db/hoist?options=-c%20default_transaction_read_only%3Don\"".to_owned(),
-            "database.url: \"postgres://hoist@db/hoist?options=-c%20default_transaction_read_only%3Don\" has \"options\" in its query: only sslmode, sslrootcert, sslcert and sslkey are taken there; host, port, user and database belong in the URL itself",
+            "database.url: \"postgres://hoist@db/hoist?options=-c%20default_transaction_read_only%3Don\" has \"options\" in its query: only sslmode, sslrootcert, sslcert and sslkey (lower case, as the driver reads them) are taken there; host, port, user and database belong in the URL itself",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist:hunt/er2@db/hoist\"".to_owned(),
+            "database.url: \"postgres://hoist:***@db/hoist\" holds a password: give it with database.password_env or password_file",
+        ),
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?SSLMODE=verify-full\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?SSLMODE=verify-full\" has \"SSLMODE\" in its query: only sslmode, sslrootcert, sslcert and sslkey (lower case, as the driver reads them) are taken there; host, port, user and database belong in the URL itself",
         ),
         (
             "[database]\nurl = \"mysql://root:hunter2@db/hoist\"".to_owned(),
