@@ -18,8 +18,9 @@ const SECRET: &str = "replicas-webhook-secret";
 const API_TOKEN: &str = "replicas-api-token-0123456789";
 /// Images, one GitHub repository each, with two releases each.
 const IMAGES: usize = 3;
-/// The lease: short, so the job of the replica killed comes back soon.
-const LEASE: &str = "3s";
+/// The lease: short, so the job of the replica killed comes back soon, and long enough
+/// that renewals on a busy machine keep it.
+const LEASE: &str = "5s";
 
 fn repository(n: usize) -> String {
     format!("Codertocat/app-{n}")
@@ -34,10 +35,15 @@ struct Replicas {
     issuer: Issuer,
     staging: Proxy,
     _staging_registry: Registry,
-    target: Registry,
+    /// Where hoist publishes: a proxy that slows every manifest PUT, so the tag steps of
+    /// two replicas overlap in time unless something serializes them.
+    target: Proxy,
+    _target_registry: Registry,
     replicas: Vec<Hoist>,
     configs: Vec<String>,
     database: String,
+    /// `[publish] workers` of every replica.
+    workers: u32,
     _layout: Layout,
     amd64: String,
     arm64: String,
@@ -57,6 +63,7 @@ listen = "{listen}"
 url = "{database}"
 [publish]
 lease = "{LEASE}"
+workers = {workers}
 [github]
 webhook_secret_env = "SECRET"
 {oidc}
@@ -74,6 +81,7 @@ anonymous = true
 insecure = true
 "#,
             database = self.database,
+            workers = self.workers,
             oidc = self.issuer.config_lines(),
             staging = self.staging.host(),
             target = self.target.host(),
@@ -218,7 +226,14 @@ fn replicas() -> Replicas {
     let database = Cluster::shared().create_database().expect("a database");
     let staging_registry = Registry::start();
     let staging = Proxy::start(staging_registry.port());
-    let target = Registry::start();
+    let target_registry = Registry::start();
+    let target = Proxy::start(target_registry.port());
+    target.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/",
+        times: 10_000,
+        fault: Fault::Delay(Duration::from_millis(150)),
+    });
     let mut layout = Layout::new();
     let amd64 = layout.image("linux", "amd64", &[noise(4096, 1), noise(2048, 2)]);
     let arm64 = layout.image("linux", "arm64", &[noise(4096, 3), noise(2048, 4)]);
@@ -239,9 +254,11 @@ fn replicas() -> Replicas {
         staging,
         _staging_registry: staging_registry,
         target,
+        _target_registry: target_registry,
         replicas: Vec::new(),
         configs: Vec::new(),
         database,
+        workers: 2,
         _layout: layout,
         amd64: amd64.digest,
         arm64: arm64.digest,
@@ -287,7 +304,7 @@ fn two_replicas_publish_every_release_right_through_a_sigkill_mid_publication() 
 
     r.wait_for(
         "every publication to succeed",
-        Duration::from_secs(120),
+        Duration::from_secs(180),
         |r| {
             r.query("SELECT count(*) FROM publications WHERE state = 'succeeded'")
                 == (2 * IMAGES).to_string()
@@ -299,8 +316,12 @@ fn two_replicas_publish_every_release_right_through_a_sigkill_mid_publication() 
         "0",
         "none stranded, failed or stalled"
     );
+    // The killed replica's job came back once its lease ran out: through a reconciler, or
+    // the restarted replica's start-up.
     assert!(
-        r.logs().contains("re-queued jobs whose lease ran out"),
+        r.logs().contains("re-queued jobs whose lease ran out")
+            || r.logs()
+                .contains("re-queued the jobs a previous run left unfinished"),
         "the killed replica's job came back when its lease ran out:\n{}",
         r.logs()
     );
@@ -375,5 +396,55 @@ fn two_replicas_publish_every_release_right_through_a_sigkill_mid_publication() 
                 "image {n} tag {tag} moved more than forward once: {chain:?}"
             );
         }
+    }
+}
+
+/// The tag steps of two releases of one image run at once on two replicas: with one worker
+/// each, replica A takes v1.2.0 of every image and replica B v1.3.0, in the same order,
+/// so each pair overlaps (the manifest PUTs are slowed). The newer release must end with
+/// the floating tags whichever replica finishes last: the image's lock is the database's,
+/// not a process's.
+#[test]
+fn two_replicas_tagging_one_image_at_once_leave_the_floating_tags_on_the_newest_release() {
+    let mut r = replicas();
+    r.workers = 1;
+    r.start_replica();
+    r.start_replica();
+    for n in 0..IMAGES {
+        r.report(0, n, 2);
+        r.report(1, n, 3);
+    }
+    for n in 0..IMAGES {
+        r.release(0, n, 2);
+        r.release(1, n, 3);
+    }
+    r.wait_for(
+        "every publication to succeed",
+        Duration::from_secs(180),
+        |r| {
+            r.query("SELECT count(*) FROM publications WHERE state = 'succeeded'")
+                == (2 * IMAGES).to_string()
+                && r.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") == "0"
+        },
+    );
+    for n in 0..IMAGES {
+        let tags = r.tags(0, n);
+        let newer = &tags["1.3.0"];
+        for tag in ["1", "latest", "1.3"] {
+            assert_eq!(&tags[tag], newer, "image {n} tag {tag}: {tags:?}");
+        }
+        assert_eq!(&tags["1.2"], &tags["1.2.0"], "image {n}");
+        for (tag, digest) in &tags {
+            let raw = raw_manifest(&format!("{}:{tag}", r.image(n)), None);
+            assert_eq!(&sha256(&raw), digest, "image {n} tag {tag}");
+        }
+    }
+    // Both replicas published: the releases were decided on both.
+    for (i, replica) in r.replicas.iter().enumerate() {
+        assert!(
+            replica.log().contains("publication succeeded"),
+            "replica {i} published nothing:\n{}",
+            replica.log()
+        );
     }
 }
