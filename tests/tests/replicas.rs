@@ -205,6 +205,20 @@ insecure = true
             .join("\n----\n")
     }
 
+    /// Waits until the two releases of every image are published and no job is left.
+    fn wait_until_all_published(&self) {
+        self.wait_for(
+            "every publication to succeed",
+            Duration::from_secs(180),
+            |r| {
+                r.query("SELECT count(*) FROM publications WHERE state = 'succeeded'")
+                    == (2 * IMAGES).to_string()
+                    && r.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+                        == "0"
+            },
+        );
+    }
+
     fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&Replicas) -> bool) {
         let start = Instant::now();
         while !done(self) {
@@ -302,15 +316,7 @@ fn two_replicas_publish_every_release_right_through_a_sigkill_mid_publication() 
     );
     r.replicas[0].crash_and_restart(&Replicas::env());
 
-    r.wait_for(
-        "every publication to succeed",
-        Duration::from_secs(180),
-        |r| {
-            r.query("SELECT count(*) FROM publications WHERE state = 'succeeded'")
-                == (2 * IMAGES).to_string()
-                && r.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") == "0"
-        },
-    );
+    r.wait_until_all_published();
     assert_eq!(
         r.query("SELECT count(*) FROM publications WHERE state <> 'succeeded'"),
         "0",
@@ -418,15 +424,7 @@ fn two_replicas_tagging_one_image_at_once_leave_the_floating_tags_on_the_newest_
         r.release(0, n, 2);
         r.release(1, n, 3);
     }
-    r.wait_for(
-        "every publication to succeed",
-        Duration::from_secs(180),
-        |r| {
-            r.query("SELECT count(*) FROM publications WHERE state = 'succeeded'")
-                == (2 * IMAGES).to_string()
-                && r.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") == "0"
-        },
-    );
+    r.wait_until_all_published();
     for n in 0..IMAGES {
         let tags = r.tags(0, n);
         let newer = &tags["1.3.0"];

@@ -81,15 +81,21 @@ impl Pipeline {
 
     /// Claims and runs one due job. Returns false when there was none.
     pub async fn step(&self) -> Result<bool, StoreError> {
+        // The lease runs from before the claim was asked for, at the latest.
+        let asked = std::time::Instant::now();
         let Some(claimed) = self.store.claim_job(self.options.lease).await? else {
             return Ok(false);
         };
         let span = tracing::info_span!("job", id = claimed.id, kind = %claimed.kind, attempt = claimed.attempts);
-        self.run_claimed(claimed).instrument(span).await?;
+        self.run_claimed(claimed, asked).instrument(span).await?;
         Ok(true)
     }
 
-    async fn run_claimed(&self, claimed: ClaimedJob) -> Result<(), StoreError> {
+    async fn run_claimed(
+        &self,
+        claimed: ClaimedJob,
+        asked: std::time::Instant,
+    ) -> Result<(), StoreError> {
         let job = match Job::from_payload(&claimed.payload) {
             Ok(job) => job,
             Err(e) => {
@@ -100,7 +106,7 @@ impl Pipeline {
                     .await;
             }
         };
-        let Some(outcome) = self.run_leased(&claimed, &job).await else {
+        let Some(outcome) = self.run_leased(&claimed, &job, asked).await else {
             // Another worker holds the job now; what this one did is for it to redo.
             tracing::warn!("the job's lease was taken back while it ran; stopped it");
             return Ok(());
@@ -176,13 +182,20 @@ impl Pipeline {
         &self,
         claimed: &ClaimedJob,
         job: &Job,
+        asked: std::time::Instant,
     ) -> Option<std::thread::Result<Result<(), JobFailure>>> {
         let work = AssertUnwindSafe(self.handle(job)).catch_unwind();
         tokio::pin!(work);
         let renew = self.options.lease / 3;
-        let mut renewed = std::time::Instant::now();
+        let mut renewed = asked;
         loop {
             tokio::select! {
+                // A renewal due is seen before the work is polled again.
+                biased;
+                () = tokio::time::sleep_until((renewed + self.options.lease).into()) => {
+                    tracing::warn!("the job's lease ran out before it could be renewed; stopping the job");
+                    return None;
+                }
                 outcome = &mut work => return Some(outcome),
                 () = tokio::time::sleep(renew) => {
                     let asked = std::time::Instant::now();

@@ -89,11 +89,12 @@ pub(crate) struct Connector(PgConnectOptions);
 
 impl Connector {
     fn new(connect: &PgConnectOptions) -> Connector {
-        Connector(
-            connect
-                .clone()
-                .options([("lock_timeout", IMAGE_LOCK_TIMEOUT)]),
-        )
+        // The server checks every 10 s that a session waiting for the lock still has its
+        // client, so a waiter that gave up (its job cancelled) leaves the queue.
+        Connector(connect.clone().options([
+            ("lock_timeout", IMAGE_LOCK_TIMEOUT),
+            ("client_connection_check_interval", "10s"),
+        ]))
     }
 
     /// A new session, or an error that may pass (the job is retried) when the server

@@ -231,7 +231,7 @@ pub(crate) async fn note_claim_conflicts(
     for release in releases {
         let claims = sqlx::query!(
             r#"SELECT commit_sha,
-                      string_agg(DISTINCT reported_by, ',' ORDER BY reported_by) AS "by!"
+                      string_agg(DISTINCT reported_by COLLATE "C", ',' ORDER BY reported_by COLLATE "C") AS "by!"
                FROM builds
                WHERE repository = $1 AND git_ref = $2 AND ref_source = 'claim'
                  AND commit_sha <> $3

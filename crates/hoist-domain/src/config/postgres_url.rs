@@ -63,7 +63,12 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
     if database.is_empty() {
         return Err(format!("names no database: {EXPECTED}"));
     }
+    let mut seen = Vec::new();
     for (key, value) in query_pairs(query) {
+        if seen.contains(&key) {
+            return Err(format!("has {key:?} twice in its query: say it once"));
+        }
+        seen.push(key.clone());
         if !QUERY_KEYS.contains(&key.as_str()) {
             return Err(format!(
                 "has {key:?} in its query: only sslmode, sslrootcert, sslcert and sslkey \

@@ -784,6 +784,11 @@ fn a_postgres_database_takes_its_password_from_env_or_file_never_from_the_url() 
             "[database]\nurl = \"postgres://hoist@db/hoist?SSLMODE=verify-full\"".to_owned(),
             "database.url: \"postgres://hoist@db/hoist?SSLMODE=verify-full\" has \"SSLMODE\" in its query: only sslmode, sslrootcert, sslcert and sslkey (lower case, as the driver reads them) are taken there; host, port, user and database belong in the URL itself",
         ),
+        // The driver takes the last of a repeated key, a reader of the config the first.
+        (
+            "[database]\nurl = \"postgres://hoist@db/hoist?sslmode=verify-full&sslmode=disable\"".to_owned(),
+            "database.url: \"postgres://hoist@db/hoist?sslmode=verify-full&sslmode=disable\" has \"sslmode\" twice in its query: say it once",
+        ),
         (
             "[database]\nurl = \"mysql://root:hunter2@db/hoist\"".to_owned(),
             "database.url: \"mysql://root:***@db/hoist\" is neither sqlite://path/to/file.db nor postgres://user@host:port/database",
