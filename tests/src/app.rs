@@ -7,6 +7,7 @@
 //! holds is in the target registry at the digest it says (read back with skopeo).
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -99,6 +100,11 @@ impl World {
     /// The same, with `github` appended to the `[github]` table (`api_url = ...`; the token
     /// env var `GH_TOKEN` holds [`GH_API_TOKEN`]) and `extra` to the `[[repository]]` table.
     pub async fn with_config(github: &str, extra: &str) -> World {
+        World::with_lease(github, extra, Duration::from_secs(60)).await
+    }
+
+    /// [`World::with_config`] with the workers' job lease set to `lease`.
+    pub async fn with_lease(github: &str, extra: &str, lease: Duration) -> World {
         // The registries and skopeo are driven with blocking calls: off the runtime.
         let (staging, target, target_proxy, layout, builds) =
             tokio::task::spawn_blocking(start_registries)
@@ -188,7 +194,7 @@ sources = ["{staging_host}/ci/app"]
             registry,
             counters.clone(),
             PipelineOptions {
-                lease: Duration::from_secs(60),
+                lease,
                 poll: Duration::from_secs(1),
                 backoff: Backoff {
                     base: Duration::ZERO,
@@ -495,6 +501,29 @@ sources = ["{staging_host}/ci/app"]
             );
         }
         ran
+    }
+
+    /// Takes SQLite's write lock from another process (the `sqlite3` shell) and holds it
+    /// until the returned guard is dropped: every write of hoist's waits out its busy
+    /// timeout and fails meanwhile, as with a database that is gone.
+    pub fn hold_the_database(&self) -> HeldDatabase {
+        crate::require_tool("sqlite3", "sqlite3");
+        let mut shell = std::process::Command::new("sqlite3")
+            .arg(self._dir.path().join("hoist.db"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sqlite3");
+        let stdin = shell.stdin.as_mut().expect("sqlite3's stdin");
+        stdin
+            .write_all(b"BEGIN IMMEDIATE;\nSELECT 'held';\n")
+            .expect("write to sqlite3");
+        let mut line = String::new();
+        std::io::BufReader::new(shell.stdout.as_mut().expect("sqlite3's stdout"))
+            .read_line(&mut line)
+            .expect("read from sqlite3");
+        assert_eq!(line.trim(), "held", "sqlite3 took the write lock");
+        HeldDatabase(shell)
     }
 
     /// One reconciler pass.
@@ -849,4 +878,19 @@ pub fn release_edited(id: u64, from_tag: &str, tag: &str, target: &str, prerelea
         body["changes"] = json!({ "tag_name": { "from": from_tag } });
     }
     body
+}
+
+/// SQLite's write lock held by a `sqlite3` shell ([`World::hold_the_database`]); dropping
+/// it rolls back and ends the shell.
+#[derive(Debug)]
+pub struct HeldDatabase(std::process::Child);
+
+impl Drop for HeldDatabase {
+    fn drop(&mut self) {
+        if let Some(stdin) = self.0.stdin.as_mut() {
+            let _ = stdin.write_all(b"ROLLBACK;\n.quit\n");
+        }
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
 }

@@ -120,6 +120,50 @@ async fn a_worker_dropped_mid_upload_is_taken_up_again_after_a_restart() {
     w.finish().await;
 }
 
+/// The database stops taking writes while a job uploads (its lease cannot be renewed):
+/// the worker stops the job itself once the lease runs out, long before the upload would
+/// have finished, so no other worker can be running it beside this one; once the database
+/// is back the job is taken up again and the publication ends right.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_cannot_renew_its_lease_stops_its_job_when_the_lease_runs_out() {
+    let w = World::with_lease("", "", Duration::from_secs(3)).await;
+    release_then_first_build(&w).await;
+    w.target_proxy.add(Rule {
+        method: "POST",
+        path_contains: "/blobs/uploads/",
+        times: 1,
+        fault: Fault::Delay(Duration::from_secs(60)),
+    });
+    let reply = w.report(COMMIT_A, &tag_ref("v1.2.3"), "arm64").await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+
+    let worker = w.step_until_first_upload();
+    let held = w.hold_the_database();
+    // Renewals wait out SQLite's busy timeout (5 s) and fail: the job stops within a
+    // renewal or two of its lease, not when the upload ends a minute later.
+    let ran = tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("the worker stopped the job it could no longer hold")
+        .expect("the worker did not panic");
+    assert!(ran, "it had claimed a job");
+    drop(held);
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "running".into())],
+        "stopped, not failed: the job is still the queue's"
+    );
+
+    // The lease has run out: the reconciler puts the job back, and it completes.
+    w.reconcile().await;
+    w.run_jobs().await;
+    assert_eq!(
+        w.publication_states().await,
+        [("v1.2.3 on a".into(), "succeeded".into())]
+    );
+    assert_eq!(w.events().await.len(), 5, "one ledger event per tag");
+    w.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_renamed_release_drops_its_old_commit_and_publishes_the_new_tag_where_it_points() {
     let w = World::new().await;
