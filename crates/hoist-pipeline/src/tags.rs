@@ -1,6 +1,7 @@
 //! The tag step and the jobs that move tags outside a publication: a withdrawn
 //! version's floating tags going back, and an operator's force. Every decision here is
-//! taken under the image's lock (`lock_image`: one worker of one replica at a time) from the live releases, through one pure plan.
+//! taken under the image's lock (`lock_image`: one worker of one replica at a time) from
+//! the live releases, through one pure plan.
 
 use std::time::SystemTime;
 

@@ -61,8 +61,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The channel `NOTIFY` wakes idle workers on.
 const JOBS_CHANNEL: &str = "hoist_jobs";
 
-/// Set on every session, so a replica that freezes, crashes or is cut off cannot hold
-/// what others wait for: a lock wait longer than 30 s fails (an error that may pass: the
+/// Set on every session, so a replica that crashes or is cut off cannot hold what others
+/// wait for (one that is paused while its host still answers keeps its session): a lock wait longer than 30 s fails (an error that may pass: the
 /// request or job is retried), a transaction left idle for a minute is ended with its
 /// locks, and the server probes a quiet client after a minute and drops one that stays
 /// silent for another (which ends its session and releases its advisory locks).
@@ -102,7 +102,12 @@ impl Connector {
     pub(crate) async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
         tokio::time::timeout(CONNECT_TIMEOUT, sqlx::Connection::connect_with(&self.0))
             .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the database did not answer a new connection in time",
+                )))
+            })
     }
 }
 

@@ -43,10 +43,7 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
     }
     // The user part ends at the last `@` before the query, wherever a `/` or `?` in a
     // password would have cut it: such a URL still holds a password.
-    if let Some((userinfo, _)) = rest
-        .split_once('#')
-        .map_or(rest, |(r, _)| r)
-        .rsplit_once('@')
+    if let Some((userinfo, _)) = rest.rsplit_once('@')
         && userinfo.contains(':')
     {
         return Err(PASSWORD.to_owned());
@@ -54,7 +51,7 @@ pub fn check_postgres_url(url: &str) -> Result<(), String> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, database) = path.split_once('/').unwrap_or((path, ""));
     let (_, host) = authority.rsplit_once('@').unwrap_or(("", authority));
-    if query_pairs(query).any(|(key, _)| key.to_ascii_lowercase().contains("pass")) {
+    if query_pairs(query).any(|(key, _)| names_a_password(&key)) {
         return Err(PASSWORD.to_owned());
     }
     if host.is_empty() || host.starts_with(':') {
@@ -112,7 +109,7 @@ pub fn redact_url(url: &str) -> String {
             .split('&')
             .map(|pair| {
                 let key = pair.split('=').next().unwrap_or_default();
-                if decode(key).to_ascii_lowercase().contains("pass") {
+                if names_a_password(&decode(key)) {
                     format!("{key}=***")
                 } else {
                     pair.to_owned()
@@ -123,6 +120,12 @@ pub fn redact_url(url: &str) -> String {
         out.push_str(&pairs.join("&"));
     }
     out
+}
+
+/// Whether a (decoded) query key speaks of a password, in any case: refused by the check,
+/// its value hidden by the redaction.
+fn names_a_password(key: &str) -> bool {
+    key.to_ascii_lowercase().contains("pass")
 }
 
 /// The query's key-value pairs, decoded as form data (`+` is a space, `%XX` a byte), as the
